@@ -1,0 +1,3 @@
+from lpmbench.cli import main
+
+main()

@@ -1,0 +1,273 @@
+"""The agent: an asyncio server for control sessions that arms receivers and starts senders.
+
+asyncio only moves bytes here; :mod:`lpmbench.protocol` decides what they mean. Every wait has a timeout,
+a session that goes away aborts its run, and a run that ends for any reason frees its slot, so the agent
+always returns to idle by itself (no "server is busy" forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__, dataplane, eventloop, hostinfo, protocol
+from .runs import ReceiverRun, RunSpec, SenderRun
+
+log = logging.getLogger("lpmbench.agent")
+
+DEFAULT_CONTROL_PORT = 7520
+# LPM takes its two migration ports per operation from the ephemeral range (vioslpm0 tcp_port_low /
+# tcp_port_high); taking data ports from the same range makes a run cross the same firewall rules.
+DEFAULT_DATA_PORTS = (32768, 65535)
+HANDSHAKE_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 300.0  # an authenticated session with no run and no command is closed after this
+WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone
+READ_CHUNK = 65536
+
+
+@dataclass
+class AgentLimits:
+    max_duration_s: float = 3600.0
+    max_streams: int = 64
+    max_concurrent_runs: int = 1
+    min_interval_s: float = 0.1
+
+
+@dataclass
+class AgentConfig:
+    bind: str | None = None
+    port: int = DEFAULT_CONTROL_PORT
+    key: bytes | None = None
+    data_ports: tuple[int, int] = DEFAULT_DATA_PORTS
+    limits: AgentLimits = field(default_factory=AgentLimits)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.runs: dict[str, tuple[str, Any]] = {}  # run_id -> (holder description, run)
+        self._server: asyncio.AbstractServer | None = None
+        self._sessions: set[asyncio.Task] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def facts(self) -> dict[str, Any]:
+        return {"hostname": hostinfo.hostname(), "os": hostinfo.os_description(), "version": __version__,
+                "dataplane": dataplane.IMPLEMENTATION, "send_methods": list(dataplane.SEND_METHODS),
+                "event_loop": eventloop.current_kind()}
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connection, host=self.config.bind,
+                                                  port=self.config.port, reuse_address=True)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        for _, run in list(self.runs.values()):
+            run.abort("agent shutting down")
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._sessions):
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        session = ControlSession(self, reader, writer)
+        try:
+            await session.serve()
+        except Exception:  # noqa: BLE001 - one bad session must never take the agent down
+            log.exception("control session from %s failed", session.peer)
+        finally:
+            await session.close()
+            self._sessions.discard(task)
+
+    def busy_with(self) -> tuple[str, str] | None:
+        """(run_id, holder) of a run that keeps a new one out, or None when a slot is free."""
+        if len(self.runs) < self.config.limits.max_concurrent_runs:
+            return None
+        run_id, (holder, _) = next(iter(self.runs.items()))
+        return run_id, holder
+
+    def check_limits(self, streams: int, duration: float, interval: float) -> str | None:
+        limits = self.config.limits
+        if not 1 <= streams <= limits.max_streams:
+            return f"streams must be 1..{limits.max_streams} on this agent, not {streams}"
+        if not 0 < duration <= limits.max_duration_s:
+            return f"duration must be above 0 and at most {limits.max_duration_s:g} s on this agent"
+        if not limits.min_interval_s <= interval <= max(duration, limits.min_interval_s):
+            return f"interval must be {limits.min_interval_s:g} s .. duration"
+        return None
+
+
+class ControlSession:
+    """One authenticated orchestrator connection and the run it holds, if any."""
+
+    def __init__(self, agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.agent = agent
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.conn = protocol.Connection(protocol.Role.AGENT, agent.config.key, agent_info=agent.facts(),
+                                        allow_insecure=agent.config.key is None)
+        self.run_task: asyncio.Task | None = None
+        self.run: Any = None
+
+    async def serve(self) -> None:
+        authenticated = False
+        while True:
+            timeout = IDLE_TIMEOUT_S if authenticated else HANDSHAKE_TIMEOUT_S
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+            except asyncio.TimeoutError:
+                if self.run_task is not None:
+                    continue  # a run is going on; it ends by its own deadline
+                what = "handshake" if not authenticated else "idle session"
+                log.info("%s from %s timed out", what, self.peer)
+                await self._write(self.conn.send_error("timeout", f"{what} timed out"))
+                return
+            except ConnectionError:
+                data = b""
+            self.conn.receive_data(data)
+            if not await self._drain_events():
+                return
+            authenticated = self.conn.state is protocol.State.READY
+
+    async def _drain_events(self) -> bool:
+        """Handle every complete event; False when the session is over."""
+        while True:
+            event = self.conn.next_event()
+            await self._write(self.conn.data_to_send())
+            if isinstance(event, protocol.NeedData):
+                return True
+            if isinstance(event, protocol.Authenticated):
+                log.info("session from %s authenticated", self.peer)
+                continue
+            if isinstance(event, (protocol.Failure, protocol.Closed)):
+                if isinstance(event, protocol.Failure) and event.code != "eof":
+                    log.warning("session from %s ended: %s (%s)", self.peer, event.message, event.code)
+                return False
+            assert isinstance(event, protocol.Message)
+            if event.type == "bye":
+                return False
+            await self._command(event)
+
+    async def _command(self, message: protocol.Message) -> None:
+        if message.type == "abort":
+            if self.run is not None and self.run.spec.run_id == message["run_id"]:
+                self.run.abort(message.get("reason") or "aborted by the orchestrator")
+            return
+        spec_error = self._validate(message)
+        if spec_error:
+            await self._send("error", code="bad_request", message=spec_error, run_id=message["run_id"])
+            return
+        busy = self.agent.busy_with()
+        if busy is not None or self.run is not None:
+            run_id, holder = busy or (self.run.spec.run_id, self.peer)
+            await self._send("busy", run_id=run_id, message=f"agent busy with run {run_id} held by {holder}")
+            return
+        spec = RunSpec(message["run_id"], message["token"], message["streams"], float(message["duration"]),
+                       float(message["interval"]), dict(message.get("options") or {}))
+        if message.type == "arm":
+            await self._arm(spec)
+        else:
+            await self._start(spec, message["host"], message["port"])
+
+    def _validate(self, message: protocol.Message) -> str | None:
+        if not protocol.valid_token(message["token"]):
+            return "token must be 32 lower-case hex digits"
+        if not 0 < len(message["run_id"]) <= 64:
+            return "run_id must be 1..64 characters"
+        unknown = set(message.get("options") or {}) - {"send_method", "rx_discard"}
+        if unknown:
+            return f"unknown run option(s): {', '.join(sorted(unknown))}"
+        method = (message.get("options") or {}).get("send_method", "auto")
+        if message.type == "start" and method != "auto" and method not in dataplane.SEND_METHODS:
+            return (f"send method {method!r} is not available here "
+                    f"(have: {', '.join(dataplane.SEND_METHODS)})")
+        if message.type == "start" and not 0 < message["port"] < 65536:
+            return "port must be 1..65535"
+        return self.agent.check_limits(message["streams"], float(message["duration"]), float(message["interval"]))
+
+    async def _arm(self, spec: RunSpec) -> None:
+        run = ReceiverRun(spec, self._report, self.agent.facts(), self.agent.config.bind,
+                          self.agent.config.data_ports)
+        try:
+            port = run.listen()
+        except OSError as exc:
+            run.close()
+            await self._send("error", code="data_port", message=str(exc), run_id=spec.run_id)
+            return
+        self._hold(run)
+        await self._send("armed", run_id=spec.run_id, port=port)
+        self.run_task = asyncio.ensure_future(self._execute(run))
+
+    async def _start(self, spec: RunSpec, host: str, port: int) -> None:
+        run = SenderRun(spec, self._report, self.agent.facts(), host, port)
+        self._hold(run)
+        await self._send("started", run_id=spec.run_id)
+        self.run_task = asyncio.ensure_future(self._execute(run))
+
+    def _hold(self, run: Any) -> None:
+        self.run = run
+        self.agent.runs[run.spec.run_id] = (self.peer, run)
+        log.info("run %s: %s for %s, %d streams, %.1f s", run.spec.run_id, run.role, self.peer,
+                 run.spec.streams, run.spec.duration)
+
+    async def _execute(self, run: Any) -> None:
+        started = time.monotonic()
+        try:
+            data = await run.run()
+            await self._send("result", run_id=run.spec.run_id, role=run.role, data=data)
+            log.info("run %s finished after %.1f s%s", run.spec.run_id, time.monotonic() - started,
+                     f" with error: {data['error']}" if data.get("error") else "")
+        except Exception:  # noqa: BLE001 - report and free the slot whatever happened
+            log.exception("run %s failed", run.spec.run_id)
+        finally:
+            self.agent.runs.pop(run.spec.run_id, None)
+            self.run = None
+            self.run_task = None
+
+    async def _report(self, kind: str, fields: dict[str, Any]) -> None:
+        await self._send(kind, **fields)
+
+    async def _send(self, kind: str, **fields: Any) -> None:
+        if self.conn.state is not protocol.State.READY:
+            return
+        await self._write(self.conn.send(kind, **fields))
+
+    async def _write(self, data: bytes) -> None:
+        if not data or self.writer.is_closing():
+            return
+        self.writer.write(data)
+        try:
+            await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError):
+            log.warning("orchestrator %s stopped reading; closing its session", self.peer)
+            if self.run is not None:
+                self.run.abort(f"orchestrator {self.peer} went away")
+            self.writer.close()
+
+    async def close(self) -> None:
+        if self.run is not None:
+            self.run.abort(f"orchestrator {self.peer} went away")
+        if self.run_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.run_task), 30)
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()

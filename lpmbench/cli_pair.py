@@ -1,0 +1,90 @@
+"""``lpmbench pair``: parse options, run the pair (or two local agents), render the result."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from . import eventloop, report
+from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, _load_key, app, die, err
+from .local import LocalAgentError, local_agents
+from .pair import Endpoint, PairConfig, PairError, run_pair
+
+
+@app.command()
+def pair(
+    sender: Annotated[Optional[str], typer.Argument(help="Agent A that sends (host, IPv4, IPv6, optional :port).")]
+    = None,
+    receiver: Annotated[Optional[str], typer.Argument(help="Agent B that receives.")] = None,
+    streams: Annotated[int, typer.Option(help="Parallel TCP streams. Default 4 is an ASSUMPTION about LPM: "
+                                              "vioslpm0 concurrency_lvl defaults to 4 mover threads on VIOS "
+                                              "2.2.4+.", min=1, max=256)] = 4,
+    duration: Annotated[float, typer.Option(help="Seconds of bulk transfer.", min=0.2, max=86400)] = 10.0,
+    interval: Annotated[Optional[float], typer.Option(help="Seconds between interval reports [default: 1, or the "
+                                                           "duration when shorter].", min=0.1, max=3600)] = None,
+    key_file: Annotated[Optional[str], typer.Option(help="Pre-shared key file, the same as the agents'.")] = None,
+    insecure: Annotated[bool, typer.Option(help="Talk to agents started with --insecure.")] = False,
+    data_host: Annotated[Optional[str], typer.Option(help="Address A uses to reach B's data port when it differs "
+                                                          "from how this host reaches B (e.g. a dedicated LPM "
+                                                          "network).")] = None,
+    send_method: Annotated[str, typer.Option(help="auto, or a method the sender's data plane lists "
+                                                  "(zerocopy, sendfile, send).")] = "auto",
+    rx_discard: Annotated[bool, typer.Option(help="Receiver drops data in the kernel (MSG_TRUNC) to measure the "
+                                                  "network, not the copy.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+    = False,
+    local: Annotated[bool, typer.Option(help="Start two agents on this host (127.0.0.1 sends to 127.0.0.2) with a "
+                                             "throwaway key, run, and stop them.")] = False,
+) -> None:
+    """Make agent A send LPM-like parallel TCP streams to agent B and judge the path for LPM."""
+    if local == bool(sender or receiver):
+        raise die("give two agents (pair A B) or --local, not both and not neither")
+    if not local and not (sender and receiver):
+        raise die("give both agents: lpmbench pair SENDER RECEIVER")
+    if interval is None:
+        interval = min(1.0, duration)
+    if interval > duration:
+        raise die(f"--interval ({interval:g} s) must not exceed --duration ({duration:g} s)")
+    options: dict[str, Any] = {}
+    if send_method != "auto":
+        options["send_method"] = send_method
+    if rx_discard:
+        options["rx_discard"] = True
+    on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
+    base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options)
+    try:
+        if local:
+            with local_agents() as (a, b, key):
+                result = eventloop.run(run_pair(PairConfig(sender=a, receiver=b, key=key, **base), on_interval))
+        else:
+            a, b = _endpoint(sender), _endpoint(receiver)
+            key = _load_key(key_file)
+            if key is None and not insecure:
+                raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
+            config = PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, **base)
+            result = eventloop.run(run_pair(config, on_interval))
+    except PairError as exc:
+        raise die(f"{exc.host}: {exc.message}") from None
+    except LocalAgentError as exc:
+        raise die(str(exc)) from None
+    if json_out:
+        sys.stdout.write(report.render_json(result) + "\n")
+    else:
+        report.render_terminal(result, Console())
+    raise typer.Exit(exit_code(result))
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    if result["verdict"] == "fail":
+        return EXIT_FAIL
+    return EXIT_ERROR if result.get("partial") else EXIT_OK
+
+
+def _endpoint(text: Optional[str]) -> Endpoint:
+    try:
+        return Endpoint.parse(text or "")
+    except ValueError as exc:
+        raise die(str(exc)) from None

@@ -1,0 +1,49 @@
+"""The data plane: bulk send and receive of one stream. Chooses the C twin or the pure-Python twin once.
+
+The C extension (``lpmbench._lpmbench``, built from ``ext/``) is used when it imports, unless
+``LPMBENCH_NO_EXTENSIONS=1`` is set or the interpreter is not CPython. Both twins expose the same API:
+``new_counters``, ``send_stream``, ``recv_stream``, ``SLOT_BYTES``, ``SLOT_STOP``, ``SEND_METHODS``
+and ``IMPLEMENTATION`` ("c" or "python").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+#: Why the C twin is not in use, or None when it is.
+fallback_reason: str | None = None
+
+
+def _choose() -> ModuleType:
+    global fallback_reason
+    from . import _python
+
+    if os.environ.get("LPMBENCH_NO_EXTENSIONS", "") not in ("", "0"):
+        fallback_reason = "LPMBENCH_NO_EXTENSIONS is set"
+        return _python
+    if platform.python_implementation() != "CPython":
+        fallback_reason = f"{platform.python_implementation()} runs the pure-Python data plane"
+        return _python
+    try:
+        from .. import _lpmbench  # type: ignore[attr-defined]
+    except ImportError as exc:
+        fallback_reason = f"C data plane unavailable ({exc}); using the pure-Python twin"
+        log.warning("%s", fallback_reason)
+        return _python
+    return _lpmbench
+
+
+_impl = _choose()
+
+IMPLEMENTATION: str = _impl.IMPLEMENTATION
+SLOT_BYTES: int = _impl.SLOT_BYTES
+SLOT_STOP: int = _impl.SLOT_STOP
+SEND_METHODS: tuple[str, ...] = tuple(_impl.SEND_METHODS)
+new_counters = _impl.new_counters
+send_stream = _impl.send_stream
+recv_stream = _impl.recv_stream

@@ -1,0 +1,167 @@
+"""Merging what the sender and the receiver reported into the result contract (docs/result-contract.md).
+
+Pure functions over plain dicts: the receiver counts payload bytes (goodput), the sender's TCP_INFO tells
+retransmits, RTT, congestion window and MSS. Missing reports (a dead agent) give a partial result built from
+the last interval each side sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Callable
+
+from . import __version__, verdict
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _tcp(sample: dict[str, Any]) -> dict[str, Any]:
+    tcp = sample.get("tcp")
+    return tcp if isinstance(tcp, dict) else {}
+
+
+def _streams_of(report: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
+    """Stream samples of a report, by id; anything malformed is skipped, not trusted."""
+    out: dict[int, dict[str, Any]] = {}
+    for sample in (report or {}).get("streams", []) if isinstance(report, dict) else []:
+        if isinstance(sample, dict) and isinstance(sample.get("id"), int) and _num(sample.get("bytes")) is not None:
+            out[sample["id"]] = sample
+    return out
+
+
+class IntervalMerger:
+    """Pairs the receiver's and the sender's interval reports by index and yields the contract's intervals."""
+
+    def __init__(self, streams: int, interval: float, on_interval: Callable[[dict[str, Any]], None] | None) -> None:
+        self.streams = streams
+        self.interval = interval
+        self._on_interval = on_interval
+        self.reports: dict[str, dict[int, dict[str, Any]]] = {"sender": {}, "receiver": {}}
+        self._announced: set[int] = set()
+
+    def add(self, role: str, report: dict[str, Any]) -> None:
+        index = report.get("index")
+        if not isinstance(index, int) or index < 0 or _num(report.get("t")) is None:
+            return
+        self.reports[role][index] = report
+        if self._on_interval and index not in self._announced and all(index in r for r in self.reports.values()):
+            self._announced.add(index)
+            self._on_interval(self.interval_at(index))
+
+    def last(self, role: str) -> dict[str, Any] | None:
+        reports = self.reports[role]
+        return reports[max(reports)] if reports else None
+
+    def intervals(self) -> list[dict[str, Any]]:
+        return [self.interval_at(i) for i in sorted(self.reports["receiver"])]
+
+    def interval_at(self, index: int) -> dict[str, Any]:
+        rx = self.reports["receiver"].get(index)
+        rx_prev = self.reports["receiver"].get(index - 1)
+        tx = self.reports["sender"].get(index)
+        tx_prev = self.reports["sender"].get(index - 1)
+        t = float(rx["t"]) if rx else float(tx["t"]) if tx else (index + 1) * self.interval
+        t_prev = float(rx_prev["t"]) if rx_prev else 0.0 if index == 0 else t - self.interval
+        span = max(t - t_prev, 1e-9)
+        rx_now, rx_before = _streams_of(rx), _streams_of(rx_prev)
+        tx_now, tx_before = _streams_of(tx), _streams_of(tx_prev)
+        streams = []
+        for sid in range(self.streams):
+            moved = _delta(rx_now.get(sid, {}).get("bytes"), rx_before.get(sid, {}).get("bytes"))
+            tcp, tcp_prev = _tcp(tx_now.get(sid, {})), _tcp(tx_before.get(sid, {}))
+            rtt = _num(tcp.get("rtt_us"))
+            streams.append({"id": sid, "goodput_bps": moved * 8 / span if moved is not None else None,
+                            "retransmits": _delta(tcp.get("total_retrans"), tcp_prev.get("total_retrans")),
+                            "rtt_ms": rtt / 1000 if rtt is not None else None, "cwnd": tcp.get("snd_cwnd")})
+        return {"t": round(t, 6), "goodput_bps": _sum(s["goodput_bps"] for s in streams),
+                "retransmits": _sum(s["retransmits"] for s in streams),
+                "rtt_ms": _mean(s["rtt_ms"] for s in streams), "streams": streams}
+
+
+def _delta(now: Any, before: Any) -> int | None:
+    now_n = _num(now)
+    if now_n is None:
+        return None
+    return int(now_n - (_num(before) or 0))
+
+
+def _sum(values: Any) -> Any:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _mean(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _stream_entry(sid: int, rx: dict[str, Any], tx: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    tcp = _tcp(tx)
+    received = int(_num(rx.get("bytes")) or 0)
+
+    def ms(name: str) -> float | None:
+        value = _num(tcp.get(name))
+        return value / 1000 if value is not None else None
+
+    delivery = _num(tcp.get("delivery_rate"))
+    return {
+        "id": sid, "bytes": received, "goodput_bps": received * 8 / elapsed if elapsed > 0 else 0.0,
+        "sent_bytes": int(_num(tx.get("bytes")) or 0),
+        "retransmits": tcp.get("total_retrans"), "segments_out": tcp.get("segs_out"),
+        "rtt_ms": ms("rtt_us"), "rttvar_ms": ms("rttvar_us"), "min_rtt_ms": ms("min_rtt_us"),
+        "mss": tcp.get("snd_mss"), "pmtu": tcp.get("pmtu"), "cwnd": tcp.get("snd_cwnd"),
+        "delivery_rate_bps": delivery * 8 if delivery is not None else None,
+        "busy_us": tcp.get("busy_time_us"), "rwnd_limited_us": tcp.get("rwnd_limited_us"),
+        "sndbuf_limited_us": tcp.get("sndbuf_limited_us"),
+    }
+
+
+def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalMerger,
+                 sender: dict[str, Any], receiver: dict[str, Any], sender_result: dict[str, Any] | None,
+                 receiver_result: dict[str, Any] | None, errors: list[str]) -> dict[str, Any]:
+    """The result document; ``config`` is a pair.PairConfig."""
+    errors = list(errors)
+    for role, final in (("sender", sender_result), ("receiver", receiver_result)):
+        if final and final.get("error"):
+            host = (sender if role == "sender" else receiver)["host"]
+            errors.append(f"{role} {host}: {final['error']}")
+    rx_report = receiver_result or merger.last("receiver") or {}
+    tx_report = sender_result or merger.last("sender") or {}
+    elapsed = _num(rx_report.get("elapsed_s")) or _num(rx_report.get("t")) or 0.0
+    rx_streams, tx_streams = _streams_of(rx_report), _streams_of(tx_report)
+    streams = [_stream_entry(sid, rx_streams.get(sid, {}), tx_streams.get(sid, {}), elapsed)
+               for sid in range(config.streams)]
+    total = sum(s["bytes"] for s in streams)
+    retrans = _sum(s["retransmits"] for s in streams)
+    segs = _sum(s["segments_out"] for s in streams)
+    partial = bool(errors) or sender_result is None or receiver_result is None
+    sender_info = {**sender, **_host_facts(sender_result), "send_method": (sender_result or {}).get("send_method")}
+    receiver_info = {**receiver, **_host_facts(receiver_result)}
+    result: dict[str, Any] = {
+        "lpmbench_version": __version__, "run_id": run_id, "started_at": started_at,
+        "verdict": "fail", "checks": [],
+        "goodput_bps": total * 8 / elapsed if elapsed > 0 else 0.0, "duration_s": round(elapsed, 6),
+        "bytes": total, "retransmits": retrans, "segments_out": segs,
+        "retransmit_rate": retrans / segs if retrans is not None and segs else None,
+        "streams": streams, "intervals": merger.intervals(),
+        "sender": sender_info, "receiver": receiver_info,
+        "dataplane": sender_info.get("dataplane"),
+        "config": {"streams": config.streams, "duration_s": config.duration, "interval_s": config.interval,
+                   **config.options},
+        "partial": partial,
+        "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
+    }
+    result["checks"] = verdict.evaluate(result)
+    result["verdict"] = verdict.overall(result["checks"])
+    return result
+
+
+def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("hostname", "os", "version", "dataplane", "event_loop", "cpu_percent", "process_cpu_s")
+    return {k: final[k] for k in keys if final and k in final}

@@ -1,0 +1,372 @@
+"""One run on one agent: the receiving side (armed by ``arm``) or the sending side (told to ``start``).
+
+Each stream's bulk loop runs in its own OS thread (the data plane releases the GIL), while the event loop
+samples the shared byte counters and TCP_INFO every interval and pushes interval reports. Every wait has a
+deadline, so a run always ends and the agent returns to idle by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import dataplane, protocol
+from .hostinfo import CpuMeter, tcpinfo
+
+PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
+RECV_BUFFER_BYTES = 1 << 20
+CONNECT_TIMEOUT_S = 5.0  # per data connection, including the token handshake
+ARM_TIMEOUT_S = 15.0  # an armed receiver waits this long for all streams, then gives up and goes idle
+DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arrive and for FIN/ACK
+
+Report = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class RunSpec:
+    run_id: str
+    token: str
+    streams: int
+    duration: float
+    interval: float
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class RunAborted(Exception):
+    pass
+
+
+def _spawn(loop: asyncio.AbstractEventLoop, name: str, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    """Run ``fn`` in a dedicated thread (not the default executor: it has too few workers for 64 streams)."""
+    future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def runner() -> None:
+        try:
+            result, error = (fn(*args), time.monotonic()), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop, which decides
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=runner, name=name, daemon=True).start()
+    return future
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+class _Run:
+    """What senders and receivers share: stream threads, counters, interval reporting, abort."""
+
+    role = "?"
+
+    def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any]) -> None:
+        self.spec = spec
+        self._report = report
+        self._facts = agent_facts
+        self._counters = [dataplane.new_counters() for _ in range(spec.streams)]
+        self._sockets: list[socket.socket | None] = [None] * spec.streams
+        self._abort_reason: str | None = None
+        self._aborted = asyncio.Event()
+        self._cpu = CpuMeter()
+        self.error: str | None = None
+
+    def abort(self, reason: str) -> None:
+        """Stop every stream loop at once; the run then reports what it had."""
+        if self._abort_reason is None:
+            self._abort_reason = reason
+        for counters in self._counters:
+            counters[dataplane.SLOT_STOP] = 1
+        self._aborted.set()
+
+    def _record_error(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+
+    async def _sample_until_done(self, futures: list[asyncio.Future], t0: float) -> float:
+        """Push an interval report every interval until every stream thread has ended; returns end time."""
+        index = 0
+        pending = set(futures)
+        last_tick = t0
+        while pending:
+            next_tick = t0 + (index + 1) * self.spec.interval
+            done, pending = await asyncio.wait(pending, timeout=max(0.0, next_tick - time.monotonic()))
+            if time.monotonic() >= next_tick:
+                await self._send_interval(index, next_tick - t0)
+                index += 1
+                last_tick = next_tick
+        end = max((f.result()[1] for f in futures if not f.cancelled() and f.exception() is None),
+                  default=time.monotonic())
+        if end - last_tick > 0.1 * self.spec.interval:
+            await self._send_interval(index, end - t0)
+        return end
+
+    async def _send_interval(self, index: int, t: float) -> None:
+        await self._report("interval", {"run_id": self.spec.run_id, "index": index, "t": round(t, 6),
+                                        "streams": self._stream_samples()})
+
+    def _stream_samples(self) -> list[dict[str, Any]]:
+        samples = []
+        for stream_id, counters in enumerate(self._counters):
+            sample: dict[str, Any] = {"id": stream_id, "bytes": int(counters[dataplane.SLOT_BYTES])}
+            tcp = self._tcp_info(stream_id)
+            if tcp is not None:
+                sample["tcp"] = tcp
+            samples.append(sample)
+        return samples
+
+    def _tcp_info(self, stream_id: int) -> dict[str, Any] | None:
+        return None
+
+    def _close_sockets(self) -> None:
+        for sock in self._sockets:
+            if sock is not None:
+                sock.close()
+
+    def _collect_stream_errors(self, futures: list[asyncio.Future]) -> None:
+        for stream_id, future in enumerate(futures):
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                self._record_error(f"stream {stream_id}: {_describe(future.exception())}")
+
+    def _result(self, elapsed: float, streams: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        data = {"role": self.role, **self._facts, **self._cpu.stop(), "elapsed_s": round(elapsed, 6),
+                "streams": streams, "error": self.error or self._abort_reason, "aborted": bool(self._abort_reason)}
+        data.update(extra)
+        return data
+
+
+class ReceiverRun(_Run):
+    """Listens on a data port, accepts exactly the streams carrying the run token, and counts bytes."""
+
+    role = "receiver"
+
+    def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any],
+                 bind_host: str | None, port_range: tuple[int, int]) -> None:
+        super().__init__(spec, report, agent_facts)
+        self._bind_host = bind_host
+        self._port_range = port_range
+        self._listener: socket.socket | None = None
+        self.discard = bool(spec.options.get("rx_discard", False))
+
+    def listen(self) -> int:
+        """Bind the data port (from the configured range) and return it."""
+        self._listener = _bind_in_range(self._bind_host, self._port_range)
+        self._listener.listen(self.spec.streams + 4)
+        self._listener.setblocking(False)
+        return int(self._listener.getsockname()[1])
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            await self._accept_all(loop)
+        except (asyncio.TimeoutError, RunAborted) as exc:
+            connected = sum(s is not None for s in self._sockets)
+            self._record_error(self._abort_reason or str(exc) or
+                               f"only {connected} of {self.spec.streams} streams connected within "
+                               f"{ARM_TIMEOUT_S:.0f} s; is the data port reachable from the sender "
+                               f"(firewall, --port-range)?")
+            self._close_sockets()
+            self._close_listener()
+            return self._result(0.0, self._stream_results(0.0))
+        self._close_listener()
+        self._cpu.start()
+        t0 = time.monotonic()
+        deadline_ns = time.monotonic_ns() + int((self.spec.duration + DRAIN_GRACE_S +
+                                                 2 * self.spec.interval) * 1e9)
+        futures = [self._start_stream(loop, i, deadline_ns) for i in range(self.spec.streams)]
+        end = await self._sample_until_done(futures, t0)
+        self._collect_stream_errors(futures)
+        self._close_sockets()
+        elapsed = end - t0
+        return self._result(elapsed, self._stream_results(elapsed), rx_discard=self.discard)
+
+    def _start_stream(self, loop: asyncio.AbstractEventLoop, stream_id: int, deadline_ns: int) -> asyncio.Future:
+        sock = self._sockets[stream_id]
+        assert sock is not None
+        return _spawn(loop, f"lpmbench-rx-{stream_id}", dataplane.recv_stream, sock.fileno(),
+                      bytearray(RECV_BUFFER_BYTES), deadline_ns, self._counters[stream_id], self.discard)
+
+    def _stream_results(self, elapsed: float) -> list[dict[str, Any]]:
+        return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES])} for i, c in enumerate(self._counters)]
+
+    async def _accept_all(self, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = time.monotonic() + ARM_TIMEOUT_S
+        while any(s is None for s in self._sockets):
+            accept = asyncio.ensure_future(loop.sock_accept(self._listener))  # type: ignore[arg-type]
+            aborted = asyncio.ensure_future(self._aborted.wait())
+            done, _ = await asyncio.wait({accept, aborted}, timeout=max(0.0, deadline - time.monotonic()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            aborted.cancel()
+            if accept not in done:
+                accept.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await accept
+                if aborted in done:
+                    raise RunAborted(self._abort_reason or "aborted")
+                raise asyncio.TimeoutError()
+            conn, _ = accept.result()
+            await self._admit(loop, conn, deadline)
+
+    async def _admit(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> None:
+        """Read the data hello; keep the connection only if it carries our token for a free stream slot."""
+        conn.setblocking(False)
+        try:
+            raw = await asyncio.wait_for(_recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
+                                         min(CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+        except (asyncio.TimeoutError, OSError):
+            conn.close()
+            return
+        stream_id = protocol.parse_data_hello(raw, self.spec.token)
+        if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
+            conn.close()  # not our sender: no accept byte, no data
+            return
+        try:
+            await loop.sock_sendall(conn, protocol.ACCEPT_BYTE)
+        except OSError:
+            conn.close()
+            return
+        self._sockets[stream_id] = conn
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def close(self) -> None:
+        self._close_listener()
+        self._close_sockets()
+
+
+class SenderRun(_Run):
+    """Connects the streams to an armed receiver and sends random payload until the deadline."""
+
+    role = "sender"
+
+    def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any], host: str, port: int) -> None:
+        super().__init__(spec, report, agent_facts)
+        self._host = host
+        self._port = port
+        self.method = str(spec.options.get("send_method", "auto"))
+        self.used_method: str | None = None
+        self._final_tcp: list[dict[str, Any] | None] = [None] * spec.streams
+
+    def _tcp_info(self, stream_id: int) -> dict[str, Any] | None:
+        sock = self._sockets[stream_id]
+        return tcpinfo.read(sock) if sock is not None else None
+
+    async def run(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            address = await self._connect_all(loop)
+        except (OSError, asyncio.TimeoutError, RunAborted) as exc:
+            self._record_error(self._abort_reason or
+                               f"cannot open data streams to {self._host}:{self._port}: {_describe(exc)}")
+            self._close_sockets()
+            return self._result(0.0, self._stream_results(), address=None)
+        payload = os.urandom(PAYLOAD_BYTES)
+        self._cpu.start()
+        t0 = time.monotonic()
+        deadline_ns = time.monotonic_ns() + int(self.spec.duration * 1e9)
+        futures = [_spawn(loop, f"lpmbench-tx-{i}", dataplane.send_stream, sock.fileno(), payload, deadline_ns,
+                          0, self._counters[i], self.method) for i, sock in enumerate(self._live_sockets())]
+        end = await self._sample_until_done(futures, t0)
+        self._collect_stream_errors(futures)
+        methods = {f.result()[0][1] for f in futures if f.exception() is None}
+        self.used_method = methods.pop() if len(methods) == 1 else (",".join(sorted(methods)) or None)
+        await self._finish_streams(loop)
+        return self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method)
+
+    def _live_sockets(self) -> list[socket.socket]:
+        return [s for s in self._sockets if s is not None]
+
+    async def _connect_all(self, loop: asyncio.AbstractEventLoop) -> str:
+        infos = await asyncio.wait_for(loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
+                                       CONNECT_TIMEOUT_S)
+        family, _, proto, _, sockaddr = infos[0]
+        for stream_id in range(self.spec.streams):
+            if self._aborted.is_set():
+                raise RunAborted(self._abort_reason or "aborted")
+            sock = socket.socket(family, socket.SOCK_STREAM, proto)
+            self._sockets[stream_id] = sock
+            sock.setblocking(False)
+            await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), CONNECT_TIMEOUT_S)
+        return str(sockaddr[0])
+
+    async def _open_stream(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any,
+                           stream_id: int) -> None:
+        await loop.sock_connect(sock, sockaddr)
+        await loop.sock_sendall(sock, protocol.data_hello(self.spec.token, stream_id))
+        answer = await _recv_exactly(loop, sock, 1)
+        if answer != protocol.ACCEPT_BYTE:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "receiver did not accept the stream")
+
+    async def _finish_streams(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Half-close every stream, wait for the receiver to drain and close, then read final TCP_INFO."""
+        for sock in self._live_sockets():
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
+        async def wait_eof(sock: socket.socket) -> None:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(sock, 4096), DRAIN_GRACE_S)
+
+        await asyncio.gather(*(wait_eof(s) for s in self._live_sockets()))
+        self._final_tcp = [self._tcp_info(i) for i in range(self.spec.streams)]
+        self._close_sockets()
+
+    def _stream_results(self) -> list[dict[str, Any]]:
+        return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES]), "tcp": self._final_tcp[i]}
+                for i, c in enumerate(self._counters)]
+
+
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            raise ConnectionResetError(errno.ECONNRESET, "peer closed the data connection early")
+        data += chunk
+    return data
+
+
+def _bind_in_range(host: str | None, port_range: tuple[int, int], attempts: int = 64) -> socket.socket:
+    """A listening socket on a random free port in ``port_range`` (0, 0 means any ephemeral port)."""
+    low, high = port_range
+    candidates = [0] if (low, high) == (0, 0) else random.sample(range(low, high + 1),
+                                                                  min(attempts, high - low + 1))
+    family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+    if host is None and socket.has_ipv6:
+        family = socket.AF_INET6
+    last_error: OSError | None = None
+    for port in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and host is None:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # one port for v4 and v6
+            sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise OSError(errno.EADDRINUSE, f"no free data port in {low}-{high}: {last_error}")

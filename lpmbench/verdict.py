@@ -1,0 +1,66 @@
+"""Verdict rules over a result document: each check is PASS / WARN / FAIL / UNKNOWN with a detail and a remedy.
+
+Pure functions, no I/O. The verdict is the worst of the checks; an UNKNOWN check (a fact this platform or
+run could not see) is shown but does not change the verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PASS, WARN, FAIL, UNKNOWN = "pass", "warn", "fail", "unknown"
+_SEVERITY = {PASS: 0, UNKNOWN: 0, WARN: 1, FAIL: 2}
+
+# Retransmitted segments / segments sent. A dedicated LPM network retransmits next to nothing; IBM names
+# retransmissions (e.g. a 10 Gb MSP feeding a 1 Gb MSP) as the cause of slow or stalled migrations. Modern
+# congestion control (BBR) can keep goodput up while the link drops frames, so the rate is judged, not goodput.
+RETRANSMIT_WARN = 0.001  # 0.1 %: something drops frames; LPM will feel it under load
+RETRANSMIT_FAIL = 0.01  # 1 %: loss at this level collapses loss-based TCP and stalls migrations
+
+
+def check(name: str, status: str, detail: str, remedy: str = "") -> dict[str, str]:
+    return {"name": name, "status": status, "detail": detail, "remedy": remedy if status != PASS else ""}
+
+
+def retransmit_check(result: dict[str, Any]) -> dict[str, str]:
+    rate, retrans, segs = result.get("retransmit_rate"), result.get("retransmits"), result.get("segments_out")
+    name = "retransmit rate"
+    if rate is None:
+        return check(name, UNKNOWN, "the sender's OS reports no per-socket retransmit counters",
+                     "compare 'netstat -s' retransmit counters on the sending MSP before and after a run")
+    detail = f"{rate:.3%} of {segs} segments retransmitted ({retrans})"
+    remedy = ("look for a speed mismatch between the MSPs (10 Gb feeding 1 Gb: set the same speed, or enable "
+              "flow control on the switch port of the slower side), a jumbo-frame mismatch, or a faulty "
+              "cable / SFP; check NIC error counters (entstat -d entX on VIOS, ethtool -S on Linux)")
+    if rate >= RETRANSMIT_FAIL:
+        return check(name, FAIL, detail + f" (fail at {RETRANSMIT_FAIL:.1%})", remedy)
+    if rate >= RETRANSMIT_WARN:
+        return check(name, WARN, detail + f" (warn at {RETRANSMIT_WARN:.1%})", remedy)
+    return check(name, PASS, detail)
+
+
+def completion_check(result: dict[str, Any]) -> dict[str, str]:
+    if result.get("partial"):
+        return check("run completed", FAIL, f"the run did not complete: {result.get('error') or 'unknown error'}",
+                     "make sure both agents stay up and reachable for the whole run, then run again")
+    return check("run completed", PASS, f"{result['config']['streams']} streams for {result['duration_s']:.1f} s")
+
+
+def streams_check(result: dict[str, Any]) -> dict[str, str]:
+    streams = result.get("streams", [])
+    idle = [s["id"] for s in streams if not s.get("bytes")]
+    if idle:
+        return check("all streams moved data", FAIL, f"stream(s) {', '.join(map(str, idle))} moved no data",
+                     "a firewall or a stateful middlebox may block some of the LPM port range; check the data "
+                     "ports between the MSPs")
+    return check("all streams moved data", PASS, f"{len(streams)} of {len(streams)} streams moved data")
+
+
+def evaluate(result: dict[str, Any]) -> list[dict[str, str]]:
+    """The checks in their documented order: the retransmit rate always comes first."""
+    return [retransmit_check(result), completion_check(result), streams_check(result)]
+
+
+def overall(checks: list[dict[str, str]]) -> str:
+    worst = max((_SEVERITY[c["status"]] for c in checks), default=0)
+    return {0: PASS, 1: WARN, 2: FAIL}[worst]

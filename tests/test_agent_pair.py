@@ -1,0 +1,172 @@
+"""Agents and the orchestrator on loopback with real sockets, on uvloop and on the stock asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+
+from lpmbench import protocol
+from lpmbench.agent import Agent, AgentConfig, AgentLimits
+from lpmbench.pair import AgentClient, Endpoint, PairConfig, PairError, run_pair
+
+KEY = b"k" * 32
+
+
+@contextlib.asynccontextmanager
+async def agents(key=KEY, **limits):
+    started = []
+    for address in ("127.0.0.1", "127.0.0.2"):
+        agent = Agent(AgentConfig(bind=address, port=0, key=key, data_ports=(0, 0), limits=AgentLimits(**limits)))
+        await agent.start()
+        started.append(agent)
+    try:
+        yield [Endpoint(a.config.bind, a.port) for a in started], started
+    finally:
+        for agent in started:
+            await agent.close()
+
+
+def config(ends, key=KEY, **kw):
+    base = dict(streams=4, duration=1.0, interval=0.25)
+    base.update(kw)
+    return PairConfig(sender=ends[0], receiver=ends[1], key=key, **base)
+
+
+def test_pair_moves_data_on_four_streams(run_async):
+    seen = []
+
+    async def main():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends), seen.append)
+
+    result = run_async(main())
+    assert result["partial"] is False and result["error"] is None
+    assert result["verdict"] in ("pass", "warn")
+    assert len(result["streams"]) == 4 and all(s["bytes"] > 0 for s in result["streams"])
+    assert result["bytes"] == sum(s["bytes"] for s in result["streams"])
+    assert result["goodput_bps"] > 0
+    assert 0.9 <= result["duration_s"] <= 3.0
+    assert result["checks"][0]["name"] == "retransmit rate"
+    assert result["segments_out"] > 0 and result["streams"][0]["mss"] > 0
+    assert len(result["intervals"]) >= 4 and seen, "live interval callbacks and interval list"
+    assert {"t", "goodput_bps", "retransmits"} <= set(result["intervals"][0])
+    assert result["sender"]["dataplane"] in ("c", "python")
+    assert result["sender"]["host"] == "127.0.0.1" and result["receiver"]["host"] == "127.0.0.2"
+    assert result["sender"]["cpu_percent"] is not None and result["receiver"]["cpu_percent"] is not None
+    json.dumps(result)  # the whole document is JSON
+
+
+def test_receiver_counts_exactly_what_sender_sent(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends, streams=2, duration=0.5, interval=0.25))
+
+    result = run_async(main())
+    for stream in result["streams"]:
+        assert stream["bytes"] == stream["sent_bytes"] > 0
+
+
+def test_wrong_key_is_refused_with_host_named(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            with pytest.raises(PairError) as info:
+                await run_pair(config(ends, key=b"w" * 32))
+            return info.value
+
+    error = run_async(main())
+    assert error.code == "auth" and error.host.startswith("127.0.0.")
+
+
+def test_second_orchestrator_gets_busy_at_once_and_agent_frees_itself(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            first = asyncio.ensure_future(run_pair(config(ends, duration=1.5)))
+            await asyncio.sleep(0.5)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            with pytest.raises(PairError) as info:
+                await run_pair(config(ends))
+            busy_after = loop.time() - t0
+            await first
+            again = await run_pair(config(ends, duration=0.3, interval=0.1))
+            return info.value, busy_after, again
+
+    error, busy_after, again = run_async(main())
+    assert error.code == "busy" and "held by" in error.message
+    assert busy_after < 2.0
+    assert again["partial"] is False
+
+
+def test_unreachable_agent_is_named(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            dead = Endpoint("127.0.0.1", 1)
+            with pytest.raises(PairError) as info:
+                await run_pair(PairConfig(sender=ends[0], receiver=dead, key=KEY, duration=0.5, interval=0.25))
+            return info.value
+
+    error = run_async(main())
+    assert error.code == "unreachable" and error.host == "127.0.0.1:1"
+
+
+def test_agent_refuses_runs_beyond_its_limits(run_async):
+    async def main():
+        async with agents(max_streams=2, max_duration_s=5) as (ends, _):
+            with pytest.raises(PairError) as many:
+                await run_pair(config(ends, streams=3))
+            with pytest.raises(PairError) as long:
+                await run_pair(config(ends, streams=1, duration=6))
+            return many.value, long.value
+
+    many, long = run_async(main())
+    assert "streams must be 1..2" in many.message
+    assert "duration" in long.message
+
+
+def test_orchestrator_vanishing_mid_run_returns_agents_to_idle(run_async):
+    async def main():
+        async with agents() as (ends, started):
+            task = asyncio.ensure_future(run_pair(config(ends, duration=5)))
+            await asyncio.sleep(0.8)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while any(a.runs for a in started) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            idle = not any(a.runs for a in started)
+            after = await run_pair(config(ends, duration=0.3, interval=0.1))
+            return idle, after
+
+    idle, after = run_async(main())
+    assert idle, "agents must drop a run whose orchestrator went away"
+    assert after["partial"] is False
+
+
+def test_data_port_ignores_connections_without_the_token(run_async):
+    """A stranger connecting to an armed data port gets no accept byte and no data."""
+
+    async def main():
+        async with agents() as (ends, _):
+            client = AgentClient(ends[1], KEY)
+            await client.connect()
+            token = protocol.new_token()
+            await client.send("arm", run_id="x1", token=token, streams=1, duration=1.0, interval=0.5)
+            armed = await client.next_message(5)
+            reader, writer = await asyncio.open_connection("127.0.0.2", armed["port"])
+            writer.write(protocol.data_hello(protocol.new_token(), 0))
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(1), 5)
+            writer.close()
+            await client.send("abort", run_id="x1")
+            result = await client.next_message(20)
+            await client.close()
+            return answer, result
+
+    answer, result = run_async(main())
+    assert answer == b""  # closed without the accept byte
+    assert result.type == "result" and result["data"]["error"]
