@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__, dataplane, eventloop, hostinfo, protocol
 from .runs import ReceiverRun, RunSpec, SenderRun
@@ -46,10 +47,20 @@ class AgentConfig:
     limits: AgentLimits = field(default_factory=AgentLimits)
 
 
+# An observer of the agent's runs (the metrics collector is one): called with an event name and its fields.
+#   "run_started"  {run_id, role, run}
+#   "run_finished" {run_id, role, peer, data}           data: the run's final report
+#   "run_summary"  {run_id, role, peer, summary}        what the orchestrator concluded about the run
+Listener = Callable[[str, dict[str, Any]], None]
+RECENT_RUNS = 64  # run ids remembered so a later "summary" can be matched to the role and peer
+
+
 class Agent:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, listeners: list[Listener] | None = None) -> None:
         self.config = config
         self.runs: dict[str, tuple[str, Any]] = {}  # run_id -> (holder description, run)
+        self.listeners: list[Listener] = list(listeners or [])
+        self.recent: OrderedDict[str, tuple[str, str | None]] = OrderedDict()  # run_id -> (role, peer)
         self._server: asyncio.AbstractServer | None = None
         self._sessions: set[asyncio.Task] = set()
 
@@ -94,6 +105,18 @@ class Agent:
         finally:
             await session.close()
             self._sessions.discard(task)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, fields)
+            except Exception:  # noqa: BLE001 - an observer must never break a run
+                log.exception("listener failed on %s", event)
+
+    def remember(self, run_id: str, role: str, peer: str | None) -> None:
+        self.recent[run_id] = (role, peer)
+        while len(self.recent) > RECENT_RUNS:
+            self.recent.popitem(last=False)
 
     def busy_with(self) -> tuple[str, str] | None:
         """(run_id, holder) of a run that keeps a new one out, or None when a slot is free."""
@@ -167,6 +190,12 @@ class ControlSession:
             await self._command(event)
 
     async def _command(self, message: protocol.Message) -> None:
+        if message.type == "summary":
+            role, peer = self.agent.recent.get(message["run_id"], (None, None))
+            if role is not None:
+                self.agent.emit("run_summary", run_id=message["run_id"], role=role, peer=peer,
+                                summary=message["data"])
+            return
         if message.type == "abort":
             if self.run is not None and self.run.spec.run_id == message["run_id"]:
                 self.run.abort(message.get("reason") or "aborted by the orchestrator")
@@ -227,11 +256,14 @@ class ControlSession:
         self.agent.runs[run.spec.run_id] = (self.peer, run)
         log.info("run %s: %s for %s, %d streams, %.1f s", run.spec.run_id, run.role, self.peer,
                  run.spec.streams, run.spec.duration)
+        self.agent.emit("run_started", run_id=run.spec.run_id, role=run.role, run=run)
 
     async def _execute(self, run: Any) -> None:
         started = time.monotonic()
         try:
             data = await run.run()
+            self.agent.remember(run.spec.run_id, run.role, run.peer)
+            self.agent.emit("run_finished", run_id=run.spec.run_id, role=run.role, peer=run.peer, data=data)
             await self._send("result", run_id=run.spec.run_id, role=run.role, data=data)
             log.info("run %s finished after %.1f s%s", run.spec.run_id, time.monotonic() - started,
                      f" with error: {data['error']}" if data.get("error") else "")

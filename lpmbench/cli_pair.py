@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from . import eventloop, report
-from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, _load_key, app, die, err
+from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
 from .local import LocalAgentError, local_agents
 from .pair import Endpoint, PairConfig, PairError, run_pair
 
@@ -61,7 +61,7 @@ def pair(
                 result = eventloop.run(run_pair(PairConfig(sender=a, receiver=b, key=key, **base), on_interval))
         else:
             a, b = _endpoint(sender), _endpoint(receiver)
-            key = _load_key(key_file)
+            key = load_key_or_die(key_file)
             if key is None and not insecure:
                 raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
             config = PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, **base)

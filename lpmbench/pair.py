@@ -202,12 +202,18 @@ class _Run:
             await self._abort(self.receiver, "sender could not start")
             raise
         await self._collect()
-        return results.build_result(
+        result = results.build_result(
             config=self.config, run_id=self.run_id, started_at=started_at, merger=self.merger,
             sender={"host": self.config.sender.host, "address": self.sender.address, **self.sender.facts},
             receiver={"host": self.config.receiver.host, "address": self.receiver.address, **self.receiver.facts},
             sender_result=self.final.get("sender"), receiver_result=self.final.get("receiver"),
             errors=self.errors)
+        summary = results.summary(result)
+        for client in (self.sender, self.receiver):
+            if client.conn.state is protocol.State.READY:
+                with contextlib.suppress(Exception):
+                    await client.send("summary", run_id=self.run_id, data=summary)
+        return result
 
     def _receiver_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.options.items() if k in ("rx_discard",)}

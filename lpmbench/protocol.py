@@ -62,13 +62,15 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
                  "extra": (_Dict, False)},
     "result": {"run_id": (_Str, True), "role": (_Str, True), "data": (_Dict, True)},
     "abort": {"run_id": (_Str, True), "reason": (_Str, False)},
+    # After a run the orchestrator tells both agents what it concluded, so their metrics carry the verdict.
+    "summary": {"run_id": (_Str, True), "data": (_Dict, True)},
     "busy": {"run_id": (_Str, True), "message": (_Str, True)},
     "error": {"code": (_Str, True), "message": (_Str, True), "run_id": (_Str, False)},
     "bye": {},
 }
 
 # Which messages each side may send once authenticated.
-CLIENT_COMMANDS = frozenset({"arm", "start", "abort", "bye"})
+CLIENT_COMMANDS = frozenset({"arm", "start", "abort", "summary", "bye"})
 AGENT_REPLIES = frozenset({"armed", "started", "interval", "result", "busy", "error", "bye"})
 
 

@@ -165,3 +165,15 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
 def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:
     keys = ("hostname", "os", "version", "dataplane", "event_loop", "cpu_percent", "process_cpu_s")
     return {k: final[k] for k in keys if final and k in final}
+
+
+SUMMARY_KEYS = ("verdict", "goodput_bps", "retransmit_rate", "partial")
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What the orchestrator tells both agents after a run, for their last-run metrics."""
+    out = {k: result.get(k) for k in SUMMARY_KEYS}
+    out["rtt_ms"] = _mean(s.get("rtt_ms") for s in result.get("streams", []))
+    out["sender"] = result["sender"].get("host")
+    out["receiver"] = result["receiver"].get("host")
+    return out

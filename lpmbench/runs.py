@@ -91,6 +91,15 @@ class _Run:
         self._cpu = CpuMeter()
         self.error: str | None = None
 
+    @property
+    def peer(self) -> str | None:
+        """The other MSP's address, once known."""
+        return None
+
+    def live_bytes(self) -> int:
+        """Bytes moved so far by all streams; safe to call while the loops run."""
+        return sum(int(c[dataplane.SLOT_BYTES]) for c in self._counters)
+
     def abort(self, reason: str) -> None:
         """Stop every stream loop at once; the run then reports what it had."""
         if self._abort_reason is None:
@@ -166,7 +175,12 @@ class ReceiverRun(_Run):
         self._bind_host = bind_host
         self._port_range = port_range
         self._listener: socket.socket | None = None
+        self._peer: str | None = None
         self.discard = bool(spec.options.get("rx_discard", False))
+
+    @property
+    def peer(self) -> str | None:
+        return self._peer
 
     def listen(self) -> int:
         """Bind the data port (from the configured range) and return it."""
@@ -246,6 +260,8 @@ class ReceiverRun(_Run):
             conn.close()
             return
         self._sockets[stream_id] = conn
+        if self._peer is None:
+            self._peer = str(conn.getpeername()[0])
 
     def _close_listener(self) -> None:
         if self._listener is not None:
@@ -269,6 +285,10 @@ class SenderRun(_Run):
         self.method = str(spec.options.get("send_method", "auto"))
         self.used_method: str | None = None
         self._final_tcp: list[dict[str, Any] | None] = [None] * spec.streams
+
+    @property
+    def peer(self) -> str | None:
+        return self._host
 
     def _tcp_info(self, stream_id: int) -> dict[str, Any] | None:
         sock = self._sockets[stream_id]

@@ -59,6 +59,27 @@ def test_pair_moves_data_on_four_streams(run_async):
     json.dumps(result)  # the whole document is JSON
 
 
+def test_agents_tell_listeners_about_runs_and_the_orchestrators_verdict(run_async):
+    events = []
+
+    async def main():
+        async with agents() as (ends, started):
+            for agent in started:
+                agent.listeners.append(lambda name, fields, who=agent.config.bind: events.append((who, name, fields)))
+            result = await run_pair(config(ends, streams=2, duration=0.5, interval=0.25))
+            await asyncio.sleep(0.2)  # the summary arrives just after the result
+            return result
+
+    result = run_async(main())
+    by_agent = {(who, name): fields for who, name, fields in events}
+    assert by_agent[("127.0.0.1", "run_finished")]["role"] == "sender"
+    assert by_agent[("127.0.0.1", "run_finished")]["peer"] == "127.0.0.2"
+    assert by_agent[("127.0.0.2", "run_finished")]["peer"] == "127.0.0.1"
+    summary = by_agent[("127.0.0.2", "run_summary")]
+    assert summary["summary"]["verdict"] == result["verdict"] and summary["role"] == "receiver"
+    assert ("127.0.0.1", "run_started") in by_agent
+
+
 def test_receiver_counts_exactly_what_sender_sent(run_async):
     async def main():
         async with agents() as (ends, _):

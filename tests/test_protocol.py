@@ -130,6 +130,7 @@ SPEC = {"run_id": "r1", "token": "0" * 32, "streams": 4, "duration": 10.0, "inte
     ("start", {**SPEC, "host": "msp-b", "port": 40000}),
     ("abort", {"run_id": "r1"}),
     ("abort", {"run_id": "r1", "reason": "user"}),
+    ("summary", {"run_id": "r1", "data": {"verdict": "pass"}}),
 ])
 def test_every_client_command_round_trips(kind, fields):
     client, agent = ready_pair()
