@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import __version__, dataplane, eventloop, hostinfo, protocol
+from . import __version__, dataplane, eventloop, hostinfo, protocol, sockopts
+from .netacl import allowed
 from .runs import ReceiverRun, RunSpec, SenderRun
 
 log = logging.getLogger("lpmbench.agent")
@@ -30,12 +32,17 @@ WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone
 READ_CHUNK = 65536
 
 
+RUN_OPTIONS = frozenset({"send_method", "rx_discard", "rate_bps", "mss"})
+SHUTDOWN_REPORT_S = 5.0  # on SIGTERM, time for aborted runs to tell their orchestrators
+
+
 @dataclass
 class AgentLimits:
     max_duration_s: float = 3600.0
     max_streams: int = 64
     max_concurrent_runs: int = 1
     min_interval_s: float = 0.1
+    max_rate_bps: float | None = None  # None: unlimited; else runs asking more are refused, others are capped
 
 
 @dataclass
@@ -45,6 +52,9 @@ class AgentConfig:
     key: bytes | None = None
     data_ports: tuple[int, int] = DEFAULT_DATA_PORTS
     limits: AgentLimits = field(default_factory=AgentLimits)
+    allow_clients: tuple[Any, ...] | None = None  # networks whose orchestrators may connect; None: any
+    allow_peers: tuple[Any, ...] | None = None  # networks this agent may send to / accept streams from
+    ssl: ssl.SSLContext | None = None  # TLS on the control port
 
 
 # An observer of the agent's runs (the metrics collector is one): called with an event name and its fields.
@@ -62,7 +72,7 @@ class Agent:
         self.listeners: list[Listener] = list(listeners or [])
         self.recent: OrderedDict[str, tuple[str, str | None]] = OrderedDict()  # run_id -> (role, peer)
         self._server: asyncio.AbstractServer | None = None
-        self._sessions: set[asyncio.Task] = set()
+        self._sessions: dict[asyncio.Task, ControlSession] = {}
 
     @property
     def port(self) -> int:
@@ -76,7 +86,13 @@ class Agent:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, host=self.config.bind,
-                                                  port=self.config.port, reuse_address=True)
+                                                  port=self.config.port, reuse_address=True, ssl=self.config.ssl,
+                                                  ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.config.ssl
+                                                  else None)
+
+    def reload_key(self, key: bytes | None) -> None:
+        """Use a new key for sessions that start from now on (SIGHUP)."""
+        self.config.key = key
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -84,27 +100,38 @@ class Agent:
             await self._server.serve_forever()
 
     async def close(self) -> None:
-        for _, run in list(self.runs.values()):
-            run.abort("agent shutting down")
+        """Stop listening, abort runs, let them report 'aborted' to their orchestrators, close sessions."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+        for _, run in list(self.runs.values()):
+            run.abort("agent shutting down")
+        running = [s.run_task for s in self._sessions.values() if s.run_task is not None]
+        if running:
+            await asyncio.wait(running, timeout=SHUTDOWN_REPORT_S)
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._sessions.add(task)
         session = ControlSession(self, reader, writer)
+        if not allowed(session.address, self.config.allow_clients):
+            log.warning("control connection from %s refused: not in --allow", session.peer)
+            writer.write(protocol.Connection(protocol.Role.AGENT, None).send_error(
+                "not_allowed", "this orchestrator's address is not in the agent's --allow list"))
+            writer.close()
+            return
+        self._sessions[task] = session
         try:
             await session.serve()
         except Exception:  # noqa: BLE001 - one bad session must never take the agent down
             log.exception("control session from %s failed", session.peer)
         finally:
             await session.close()
-            self._sessions.discard(task)
+            self._sessions.pop(task, None)
 
     def emit(self, event: str, **fields: Any) -> None:
         for listener in self.listeners:
@@ -125,8 +152,13 @@ class Agent:
         run_id, (holder, _) = next(iter(self.runs.items()))
         return run_id, holder
 
-    def check_limits(self, streams: int, duration: float, interval: float) -> str | None:
+    def check_limits(self, streams: int, duration: float, interval: float, rate_bps: Any = None) -> str | None:
         limits = self.config.limits
+        if rate_bps is not None and (not isinstance(rate_bps, (int, float)) or isinstance(rate_bps, bool)
+                                     or rate_bps <= 0):
+            return "rate_bps must be a positive number"
+        if limits.max_rate_bps and rate_bps and rate_bps > limits.max_rate_bps:
+            return f"rate {rate_bps:.0f} bit/s exceeds this agent's limit of {limits.max_rate_bps:.0f} bit/s"
         if not 1 <= streams <= limits.max_streams:
             return f"streams must be 1..{limits.max_streams} on this agent, not {streams}"
         if not 0 < duration <= limits.max_duration_s:
@@ -144,7 +176,11 @@ class ControlSession:
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
+        self.address: str | None = str(peer[0]) if peer else None
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sockopts.keepalive(sock, sockopts.CONTROL_USER_TIMEOUT_S)
         self.conn = protocol.Connection(protocol.Role.AGENT, agent.config.key, agent_info=agent.facts(),
                                         allow_insecure=agent.config.key is None)
         self.run_task: asyncio.Task | None = None
@@ -221,20 +257,25 @@ class ControlSession:
             return "token must be 32 lower-case hex digits"
         if not 0 < len(message["run_id"]) <= 64:
             return "run_id must be 1..64 characters"
-        unknown = set(message.get("options") or {}) - {"send_method", "rx_discard"}
+        options = message.get("options") or {}
+        unknown = set(options) - RUN_OPTIONS
         if unknown:
             return f"unknown run option(s): {', '.join(sorted(unknown))}"
-        method = (message.get("options") or {}).get("send_method", "auto")
+        mss = options.get("mss")
+        if mss is not None and (not isinstance(mss, int) or isinstance(mss, bool) or not 536 <= mss <= 65495):
+            return "mss must be an integer 536..65495"
+        method = options.get("send_method", "auto")
         if message.type == "start" and method != "auto" and method not in dataplane.SEND_METHODS:
             return (f"send method {method!r} is not available here "
                     f"(have: {', '.join(dataplane.SEND_METHODS)})")
         if message.type == "start" and not 0 < message["port"] < 65536:
             return "port must be 1..65535"
-        return self.agent.check_limits(message["streams"], float(message["duration"]), float(message["interval"]))
+        return self.agent.check_limits(message["streams"], float(message["duration"]), float(message["interval"]),
+                                       options.get("rate_bps"))
 
     async def _arm(self, spec: RunSpec) -> None:
         run = ReceiverRun(spec, self._report, self.agent.facts(), self.agent.config.bind,
-                          self.agent.config.data_ports)
+                          self.agent.config.data_ports, self.agent.config.allow_peers)
         try:
             port = run.listen()
         except OSError as exc:
@@ -246,7 +287,10 @@ class ControlSession:
         self.run_task = asyncio.ensure_future(self._execute(run))
 
     async def _start(self, spec: RunSpec, host: str, port: int) -> None:
-        run = SenderRun(spec, self._report, self.agent.facts(), host, port)
+        limit = self.agent.config.limits.max_rate_bps
+        if limit and not spec.options.get("rate_bps"):
+            spec.options["rate_bps"] = limit  # runs that ask for no rate are capped at the agent's limit
+        run = SenderRun(spec, self._report, self.agent.facts(), host, port, self.agent.config.allow_peers)
         self._hold(run)
         await self._send("started", run_id=spec.run_id)
         self.run_task = asyncio.ensure_future(self._execute(run))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -76,13 +77,16 @@ class PairConfig:
     data_host: str | None = None  # address the sender uses for the receiver (default: receiver's host)
     options: dict[str, Any] = field(default_factory=dict)
     allow_insecure: bool = False
+    ssl: ssl.SSLContext | None = None  # TLS to the agents' control ports
 
 
 class AgentClient:
     """One authenticated control connection to an agent, over the sans-I/O protocol."""
 
-    def __init__(self, endpoint: Endpoint, key: bytes | None, allow_insecure: bool = False) -> None:
+    def __init__(self, endpoint: Endpoint, key: bytes | None, allow_insecure: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.endpoint = endpoint
+        self.tls = tls
         self.conn = protocol.Connection(protocol.Role.CLIENT, key, allow_insecure=allow_insecure)
         self.facts: dict[str, Any] = {}
         self.address: str | None = None
@@ -93,10 +97,15 @@ class AgentClient:
         host = self.endpoint.label
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.endpoint.host, self.endpoint.port), CONNECT_TIMEOUT_S)
+                asyncio.open_connection(self.endpoint.host, self.endpoint.port, ssl=self.tls,
+                                        server_hostname=self.endpoint.host if self.tls else None),
+                CONNECT_TIMEOUT_S)
         except asyncio.TimeoutError:
             raise PairError(host, f"no answer within {CONNECT_TIMEOUT_S:.0f} s; is the agent running and "
                                   f"the control port open?", "unreachable") from None
+        except ssl.SSLError as exc:
+            raise PairError(host, f"TLS handshake failed ({exc.reason or exc}); check --tls-ca and the agent's "
+                                  f"certificate", "tls") from None
         except (OSError, socket.gaierror) as exc:
             raise PairError(host, f"cannot connect ({exc.strerror or exc}); start 'lpmbench agent' there "
                                   f"or check the host and port", "unreachable") from None
@@ -165,8 +174,8 @@ IntervalCallback = Callable[[dict[str, Any]], None]
 
 async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = None) -> dict[str, Any]:
     """One run: A (config.sender) sends to B (config.receiver). Raises PairError when it cannot start."""
-    sender = AgentClient(config.sender, config.key, config.allow_insecure)
-    receiver = AgentClient(config.receiver, config.key, config.allow_insecure)
+    sender = AgentClient(config.sender, config.key, config.allow_insecure, config.ssl)
+    receiver = AgentClient(config.receiver, config.key, config.allow_insecure, config.ssl)
     try:
         await asyncio.gather(receiver.connect(), sender.connect())
         run = _Run(config, sender, receiver, on_interval)
@@ -219,7 +228,7 @@ class _Run:
         return {k: v for k, v in self.config.options.items() if k in ("rx_discard",)}
 
     def _sender_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.config.options.items() if k in ("send_method",)}
+        return {k: v for k, v in self.config.options.items() if k in ("send_method", "rate_bps", "mss")}
 
     async def _request(self, client: AgentClient, kind: str, expect: str, **extra: Any) -> int:
         await client.send(kind, **self._spec(), **extra)

@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from . import dataplane, protocol
+from . import dataplane, protocol, sockopts
 from .hostinfo import CpuMeter, tcpinfo
+from .netacl import allowed
 
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
 RECV_BUFFER_BYTES = 1 << 20
@@ -29,6 +30,7 @@ ARM_TIMEOUT_S = 15.0  # an armed receiver waits this long for all streams, then 
 DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arrive and for FIN/ACK
 
 Report = Callable[[str, dict[str, Any]], Awaitable[None]]
+Allowed = Optional[tuple[Any, ...]]  # networks (ipaddress) a data peer must lie in; None: any
 
 
 @dataclass
@@ -170,8 +172,9 @@ class ReceiverRun(_Run):
     role = "receiver"
 
     def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any],
-                 bind_host: str | None, port_range: tuple[int, int]) -> None:
+                 bind_host: str | None, port_range: tuple[int, int], allow_peers: Allowed = None) -> None:
         super().__init__(spec, report, agent_facts)
+        self._allow_peers = allow_peers
         self._bind_host = bind_host
         self._port_range = port_range
         self._listener: socket.socket | None = None
@@ -244,6 +247,9 @@ class ReceiverRun(_Run):
     async def _admit(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> None:
         """Read the data hello; keep the connection only if it carries our token for a free stream slot."""
         conn.setblocking(False)
+        if not allowed(_peer_address(conn), self._allow_peers):
+            conn.close()
+            return
         try:
             raw = await asyncio.wait_for(_recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
                                          min(CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
@@ -259,6 +265,7 @@ class ReceiverRun(_Run):
         except OSError:
             conn.close()
             return
+        sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
         self._sockets[stream_id] = conn
         if self._peer is None:
             self._peer = str(conn.getpeername()[0])
@@ -278,8 +285,10 @@ class SenderRun(_Run):
 
     role = "sender"
 
-    def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any], host: str, port: int) -> None:
+    def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any], host: str, port: int,
+                 allow_peers: Allowed = None) -> None:
         super().__init__(spec, report, agent_facts)
+        self._allow_peers = allow_peers
         self._host = host
         self._port = port
         self.method = str(spec.options.get("send_method", "auto"))
@@ -323,12 +332,20 @@ class SenderRun(_Run):
         infos = await asyncio.wait_for(loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
                                        CONNECT_TIMEOUT_S)
         family, _, proto, _, sockaddr = infos[0]
+        if not allowed(str(sockaddr[0]), self._allow_peers):
+            raise PermissionError(errno.EACCES, f"{sockaddr[0]} is not in this agent's --allow list")
+        rate = self.spec.options.get("rate_bps")
         for stream_id in range(self.spec.streams):
             if self._aborted.is_set():
                 raise RunAborted(self._abort_reason or "aborted")
             sock = socket.socket(family, socket.SOCK_STREAM, proto)
             self._sockets[stream_id] = sock
             sock.setblocking(False)
+            sockopts.keepalive(sock, sockopts.DATA_USER_TIMEOUT_S)
+            if self.spec.options.get("mss"):
+                sockopts.maxseg(sock, int(self.spec.options["mss"]))
+            if rate:
+                sockopts.pace(sock, int(rate / 8 / self.spec.streams))
             await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), CONNECT_TIMEOUT_S)
         return str(sockaddr[0])
 
@@ -357,6 +374,13 @@ class SenderRun(_Run):
     def _stream_results(self) -> list[dict[str, Any]]:
         return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES]), "tcp": self._final_tcp[i]}
                 for i, c in enumerate(self._counters)]
+
+
+def _peer_address(sock: socket.socket) -> str | None:
+    try:
+        return str(sock.getpeername()[0])
+    except OSError:
+        return None
 
 
 async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:

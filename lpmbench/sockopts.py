@@ -1,0 +1,45 @@
+"""Socket options that keep a silent peer from hanging a run: keepalive, TCP_USER_TIMEOUT, pacing.
+
+Without these, a link that goes silent (cable pulled, switch port down: no FIN, no RST) is only noticed
+after the kernel's retransmission timeout of about 15 minutes (tcp_retries2). Options missing on a platform
+(AIX has no TCP_USER_TIMEOUT) are skipped: the interval deadlines still bound every wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+# Seconds of unacknowledged data after which the kernel fails the connection with ETIMEDOUT.
+DATA_USER_TIMEOUT_S = 10.0
+CONTROL_USER_TIMEOUT_S = 30.0
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3
+SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)
+
+
+def _set(sock: socket.socket, level: int, name: int | None, value: int) -> bool:
+    if name is None:
+        return False
+    with contextlib.suppress(OSError):
+        sock.setsockopt(level, name, value)
+        return True
+    return False
+
+
+def keepalive(sock: socket.socket, user_timeout_s: float) -> None:
+    """Probe an idle connection and fail it when data stays unacknowledged for ``user_timeout_s``."""
+    _set(sock, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), KEEPALIVE_IDLE_S)
+    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL_S)
+    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_COUNT)
+    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), int(user_timeout_s * 1000))
+
+
+def pace(sock: socket.socket, bytes_per_second: int) -> bool:
+    """Cap one socket's send rate (Linux SO_MAX_PACING_RATE); False where the platform cannot."""
+    return _set(sock, socket.SOL_SOCKET, SO_MAX_PACING_RATE, max(1, min(bytes_per_second, 2**32 - 1)))
+
+
+def maxseg(sock: socket.socket, mss: int) -> bool:
+    """Clamp the MSS before connecting (TCP_MAXSEG), e.g. to standard-frame size for a jumbo comparison."""
+    return _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_MAXSEG", None), mss)

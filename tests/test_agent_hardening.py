@@ -1,0 +1,161 @@
+"""Agent limits, allow lists, TLS, key reload and shutdown, on loopback with real sockets and both loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+import pytest
+import trustme
+
+from lpmbench.agent import Agent, AgentConfig, AgentLimits
+from lpmbench.netacl import allowed, parse_networks
+from lpmbench.pair import Endpoint, PairConfig, PairError, run_pair
+
+KEY = b"k" * 32
+
+
+@contextlib.asynccontextmanager
+async def agents(key=KEY, tls=None, limits=None, **config):
+    started = []
+    for address in ("127.0.0.1", "127.0.0.2"):
+        agent = Agent(AgentConfig(bind=address, port=0, key=key, data_ports=(0, 0), ssl=tls,
+                                  limits=limits or AgentLimits(), **config))
+        await agent.start()
+        started.append(agent)
+    try:
+        yield [Endpoint(a.config.bind, a.port) for a in started], started
+    finally:
+        for agent in started:
+            await agent.close()
+
+
+def config(ends, **kw):
+    base = dict(streams=2, duration=0.6, interval=0.2, key=KEY)
+    base.update(kw)
+    return PairConfig(sender=ends[0], receiver=ends[1], **base)
+
+
+def test_allow_list_parsing_and_matching():
+    nets = parse_networks(["127.0.0.0/8", "fd00::/64", "10.1.2.3"])
+    assert allowed("127.0.0.2", nets) and allowed("fd00::5", nets) and allowed("10.1.2.3", nets)
+    assert allowed("::ffff:127.0.0.1", nets)  # IPv4-mapped addresses count as IPv4
+    assert not allowed("10.1.2.4", nets) and not allowed("garbage", nets) and not allowed(None, nets)
+    assert allowed("192.0.2.1", None)
+    with pytest.raises(ValueError, match="not an address"):
+        parse_networks(["10.0.0.0/33"])
+
+
+def test_orchestrator_outside_allow_list_is_refused(run_async):
+    async def main():
+        async with agents(allow_clients=parse_networks(["192.0.2.0/24"])) as (ends, _):
+            with pytest.raises(PairError) as info:
+                await run_pair(config(ends))
+            return info.value
+
+    error = run_async(main())
+    assert error.code == "not_allowed" and "--allow" in error.message
+
+
+def test_sender_will_not_send_outside_its_allow_list(run_async):
+    async def main():
+        async with agents(allow_peers=parse_networks(["127.0.0.3/32"])) as (ends, _):
+            return await run_pair(config(ends))
+
+    result = run_async(main())
+    assert result["partial"] and "--allow" in result["error"] and result["verdict"] == "fail"
+    assert result["bytes"] == 0
+
+
+def test_rate_above_agent_limit_is_refused_and_default_is_capped(run_async):
+    limits = AgentLimits(max_rate_bps=200e6)
+
+    async def main():
+        async with agents(limits=limits) as (ends, _):
+            with pytest.raises(PairError) as info:
+                await run_pair(config(ends, options={"rate_bps": 1e9}))
+            capped = await run_pair(config(ends, duration=1.0, interval=0.5))
+            return info.value, capped
+
+    error, capped = run_async(main())
+    assert "exceeds this agent's limit" in error.message
+    assert capped["partial"] is False
+    assert capped["goodput_bps"] < 200e6 * 1.3, capped["goodput_bps"]
+
+
+def test_bad_run_options_are_refused(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            errors = []
+            for options in ({"mss": 10}, {"rate_bps": -5}, {"send_method": "carrier-pigeon"}):
+                with pytest.raises(PairError) as info:
+                    await run_pair(config(ends, options=options))
+                errors.append(info.value.message)
+            return errors
+
+    errors = run_async(main())
+    assert "mss" in errors[0] and "rate_bps" in errors[1] and "carrier-pigeon" in errors[2]
+
+
+@pytest.fixture(scope="module")
+def tls_contexts():
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "127.0.0.2", "localhost")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    stranger = ssl.create_default_context()
+    trustme.CA().configure_trust(stranger)
+    return server, client, stranger
+
+
+def test_tls_control_port(run_async, tls_contexts):
+    server, client, stranger = tls_contexts
+
+    async def main():
+        async with agents(tls=server) as (ends, _):
+            result = await run_pair(config(ends, ssl=client))
+            with pytest.raises(PairError) as untrusted:
+                await run_pair(config(ends, ssl=stranger))
+            with pytest.raises(PairError) as plain:
+                await run_pair(config(ends))
+            return result, untrusted.value, plain.value
+
+    result, untrusted, plain = run_async(main())
+    assert result["partial"] is False and result["bytes"] > 0
+    assert untrusted.code == "tls"
+    assert plain.code in ("closed", "timeout", "protocol", "unreachable", "eof")
+
+
+def test_key_reload_takes_effect_for_new_sessions(run_async):
+    new_key = b"n" * 32
+
+    async def main():
+        async with agents() as (ends, started):
+            for agent in started:
+                agent.reload_key(new_key)
+            with pytest.raises(PairError) as old:
+                await run_pair(config(ends))
+            fresh = await run_pair(config(ends, key=new_key))
+            return old.value, fresh
+
+    old, fresh = run_async(main())
+    assert old.code == "auth" and fresh["partial"] is False
+
+
+def test_agent_shutdown_mid_run_reports_aborted_partial_result(run_async):
+    async def main():
+        async with agents() as (ends, started):
+            task = asyncio.ensure_future(run_pair(config(ends, duration=5, interval=0.5)))
+            await asyncio.sleep(1.0)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await started[1].close()  # the receiver stops (SIGTERM path)
+            result = await task
+            return result, loop.time() - t0
+
+    result, took = run_async(main())
+    assert result["partial"] is True and "shutting down" in result["error"]
+    assert result["bytes"] > 0 and took < 10
