@@ -11,7 +11,7 @@ from rich.console import Console
 from . import eventloop, report
 from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
 from .local import LocalAgentError, local_agents
-from .pair import Endpoint, PairConfig, PairError, run_pair
+from .pair import Endpoint, PairConfig, PairError, run_pairs
 
 
 @app.command()
@@ -36,6 +36,9 @@ def pair(
                                                   "network, not the copy.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
     = False,
+    redundant: Annotated[Optional[tuple[str, str]], typer.Option(
+        metavar="A2 B2", help="A second (redundant) MSP pair run at the same time: A2 sends to B2. LPM's redundant "
+                              "MSP pairs carry memory in parallel; the verdict judges their sum.")] = None,
     local: Annotated[bool, typer.Option(help="Start two agents on this host (127.0.0.1 sends to 127.0.0.2) with a "
                                              "throwaway key, run, and stop them.")] = False,
 ) -> None:
@@ -57,15 +60,22 @@ def pair(
     base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options)
     try:
         if local:
+            if redundant:
+                raise die("--redundant needs real agents; --local runs one pair")
             with local_agents() as (a, b, key):
-                result = eventloop.run(run_pair(PairConfig(sender=a, receiver=b, key=key, **base), on_interval))
+                configs = [PairConfig(sender=a, receiver=b, key=key, **base)]
+                result = eventloop.run(run_pairs(configs, on_interval))
         else:
-            a, b = _endpoint(sender), _endpoint(receiver)
+            hosts = [(_endpoint(sender), _endpoint(receiver))]
+            if redundant:
+                hosts.append((_endpoint(redundant[0]), _endpoint(redundant[1])))
             key = load_key_or_die(key_file)
             if key is None and not insecure:
                 raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
-            config = PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, **base)
-            result = eventloop.run(run_pair(config, on_interval))
+            configs = [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure,
+                                  **{**base, "data_host": data_host if i == 0 else None})
+                       for i, (a, b) in enumerate(hosts)]
+            result = eventloop.run(run_pairs(configs, on_interval))
     except PairError as exc:
         raise die(f"{exc.host}: {exc.message}") from None
     except LocalAgentError as exc:

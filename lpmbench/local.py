@@ -47,8 +47,11 @@ def _wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
 
 
 @contextmanager
-def local_agents(extra_args: tuple[str, ...] = ()) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
-    """Start a sender agent on 127.0.0.1 and a receiver agent on 127.0.0.2 with a throwaway key."""
+def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[tuple[Endpoint, ...]]:
+    """Start agents on 127.0.0.1, 127.0.0.2, ... with a throwaway key; yields their endpoints, then the key.
+
+    The first sends and the second receives; with count=4 the third and fourth form a redundant pair.
+    """
     procs: list[subprocess.Popen] = []
     logs: list = []
     with tempfile.TemporaryDirectory(prefix="lpmbench-local-") as tmp:
@@ -56,7 +59,7 @@ def local_agents(extra_args: tuple[str, ...] = ()) -> Iterator[tuple[Endpoint, E
         keys.write_key(key_path, keys.generate_key())
         try:
             endpoints = []
-            for address in ("127.0.0.1", "127.0.0.2"):
+            for address in (f"127.0.0.{i + 1}" for i in range(count)):
                 # The agent's log goes to a file: a pipe nobody reads would fill and block the agent.
                 log = open(os.path.join(tmp, f"agent-{address}.log"), "w+")  # noqa: SIM115 - closed below
                 logs.append(log)
@@ -66,7 +69,7 @@ def local_agents(extra_args: tuple[str, ...] = ()) -> Iterator[tuple[Endpoint, E
                     stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
                 procs.append(proc)
                 endpoints.append(Endpoint(address, _wait_ready(proc, address, log)))
-            yield endpoints[0], endpoints[1], keys.load_key(key_path)
+            yield (*endpoints, keys.load_key(key_path))
         finally:
             for proc in procs:
                 proc.terminate()

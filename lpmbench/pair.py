@@ -184,6 +184,21 @@ async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = No
         await asyncio.gather(sender.close(), receiver.close(), return_exceptions=True)
 
 
+async def run_pairs(configs: list[PairConfig], on_interval: IntervalCallback | None = None) -> dict[str, Any]:
+    """Redundant MSP pairs at once (as LPM's dual MSPs carry memory in parallel); one combined result.
+
+    Live progress is shown for the first pair. A pair that cannot start fails the whole run.
+    """
+    if len(configs) == 1:
+        return await run_pair(configs[0], on_interval)
+    outcomes = await asyncio.gather(*(run_pair(c, on_interval if i == 0 else None) for i, c in enumerate(configs)),
+                                    return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results.combine_pairs(list(outcomes))  # type: ignore[arg-type]
+
+
 class _Run:
     def __init__(self, config: PairConfig, sender: AgentClient, receiver: AgentClient,
                  on_interval: IntervalCallback | None) -> None:

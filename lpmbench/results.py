@@ -157,9 +157,38 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
         "partial": partial,
         "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
     }
+    return finalize(result)
+
+
+def finalize(result: dict[str, Any]) -> dict[str, Any]:
+    """(Re)compute the checks and the verdict from the facts in ``result``."""
     result["checks"] = verdict.evaluate(result)
     result["verdict"] = verdict.overall(result["checks"])
     return result
+
+
+def _pair_entry(result: dict[str, Any]) -> dict[str, Any]:
+    return {"sender": result["sender"].get("host"), "receiver": result["receiver"].get("host"),
+            "run_id": result["run_id"], "goodput_bps": result["goodput_bps"],
+            "retransmit_rate": result["retransmit_rate"], "verdict": result["verdict"],
+            "partial": result["partial"], "error": result["error"],
+            "failed_checks": [c for c in result["checks"] if c["status"] in ("warn", "fail")]}
+
+
+def combine_pairs(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
+    """One document for redundant MSP pairs that ran at the same time.
+
+    The first pair's result is the base (its streams and intervals stay where the contract puts them);
+    ``pairs`` lists every pair, and ``aggregate_goodput_bps`` is their sum, as LPM's redundant MSP pairs
+    carry memory in parallel.
+    """
+    combined = dict(per_pair[0])
+    combined["pairs"] = [_pair_entry(r) for r in per_pair]
+    combined["aggregate_goodput_bps"] = sum(r["goodput_bps"] for r in per_pair)
+    errors = [f"pair {i + 1}: {r['error']}" for i, r in enumerate(per_pair) if r["error"]]
+    combined["partial"] = any(r["partial"] for r in per_pair)
+    combined["error"] = "; ".join(errors) if errors else None
+    return finalize(combined)
 
 
 def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:

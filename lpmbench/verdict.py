@@ -56,9 +56,27 @@ def streams_check(result: dict[str, Any]) -> dict[str, str]:
     return check("all streams moved data", PASS, f"{len(streams)} of {len(streams)} streams moved data")
 
 
+def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
+    pairs = result.get("pairs") or []
+    name = "redundant MSP pair"
+    if len(pairs) < 2:
+        return check(name, WARN, "one MSP pair tested; a single MSP pair is a single point of failure and "
+                                 "carries every migration alone",
+                     "configure a second MSP on each frame (redundant MSP pairs carry memory in parallel) "
+                     "and test both at once with 'lpmbench pair A B --redundant A2 B2'")
+    bad = [f"{p['sender']} -> {p['receiver']}" for p in pairs[1:] if p["verdict"] == FAIL or p["partial"]]
+    if bad:
+        first = next(p for p in pairs[1:] if p["verdict"] == FAIL or p["partial"])
+        reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in first["failed_checks"][:3]) or first["error"]
+        return check(name, FAIL, f"redundant pair {', '.join(bad)} failed: {reasons}",
+                     "fix the redundant pair as you would the first; LPM spreads memory over both")
+    return check(name, PASS, f"{len(pairs)} MSP pairs ran at once")
+
+
 def evaluate(result: dict[str, Any]) -> list[dict[str, str]]:
     """The checks in their documented order: the retransmit rate always comes first."""
-    return [retransmit_check(result), completion_check(result), streams_check(result)]
+    return [retransmit_check(result), completion_check(result), streams_check(result),
+            redundant_pairs_check(result)]
 
 
 def overall(checks: list[dict[str, str]]) -> str:

@@ -191,3 +191,37 @@ def test_data_port_ignores_connections_without_the_token(run_async):
     answer, result = run_async(main())
     assert answer == b""  # closed without the accept byte
     assert result.type == "result" and result["data"]["error"]
+
+
+def test_redundant_pairs_run_at_once_and_add_up(run_async):
+    from lpmbench.pair import run_pairs
+
+    async def main():
+        started = []
+        for i in range(4):
+            agent = Agent(AgentConfig(bind=f"127.0.0.{i + 1}", port=0, key=KEY, data_ports=(0, 0)))
+            await agent.start()
+            started.append(agent)
+        ends = [Endpoint(a.config.bind, a.port) for a in started]
+        try:
+            return await run_pairs([config(ends[:2], streams=2, duration=0.6, interval=0.2),
+                                    config(ends[2:], streams=2, duration=0.6, interval=0.2)])
+        finally:
+            for agent in started:
+                await agent.close()
+
+    result = run_async(main())
+    assert [p["sender"] for p in result["pairs"]] == ["127.0.0.1", "127.0.0.3"]
+    assert result["aggregate_goodput_bps"] == sum(p["goodput_bps"] for p in result["pairs"])
+    assert all(p["goodput_bps"] > 0 for p in result["pairs"])
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["redundant MSP pair"]["status"] == "pass"
+
+
+def test_single_pair_warns_about_missing_redundant_pair(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends, streams=1, duration=0.3, interval=0.1))
+
+    checks = {c["name"]: c for c in run_async(main())["checks"]}
+    assert checks["redundant MSP pair"]["status"] == "warn" and "--redundant" in checks["redundant MSP pair"]["remedy"]

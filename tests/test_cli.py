@@ -111,3 +111,15 @@ def test_hand_started_agents_pair_with_key_and_refuse_wrong_key(tmp_path):
         assert refused.returncode == 2
         assert "wrong key" in refused.stderr and "127.0.0." in refused.stderr
         assert refused.stdout == ""
+
+
+def test_pair_redundant_with_four_hand_started_agents(tmp_path):
+    with local_agents(count=4) as (a, b, a2, b2, key):
+        path = tmp_path / "key"
+        keys.write_key(str(path), key.hex())
+        proc = subprocess.run([sys.executable, "-m", "lpmbench", "pair", a.label, b.label, "--redundant", a2.label,
+                               b2.label, "--key-file", str(path), "--duration", "0.5", "--streams", "2", "--json"],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert len(result["pairs"]) == 2 and result["aggregate_goodput_bps"] > result["goodput_bps"] > 0
