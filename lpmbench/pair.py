@@ -271,7 +271,8 @@ class _Run:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 role = next(r for r, t in tasks.items() if t is task)
-                if role not in self.final:  # that agent failed: stop the other one, keep what it has
+                final = self.final.get(role)
+                if final is None or final.get("error"):  # that side failed: stop the other, keep what it has
                     other_role = "receiver" if role == "sender" else "sender"
                     other = self.receiver if role == "sender" else self.sender
                     if other_role not in self.final:

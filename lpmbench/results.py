@@ -154,6 +154,7 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
         "dataplane": sender_info.get("dataplane"),
         "config": {"streams": config.streams, "duration_s": config.duration, "interval_s": config.interval,
                    **config.options},
+        "data_port": _data_port(sender_result, receiver_result),
         "partial": partial,
         "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
     }
@@ -189,6 +190,15 @@ def combine_pairs(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
     combined["partial"] = any(r["partial"] for r in per_pair)
     combined["error"] = "; ".join(errors) if errors else None
     return finalize(combined)
+
+
+def _data_port(sender_result: dict[str, Any] | None, receiver_result: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the sender reached the receiver's data port, taken from LPM's port range."""
+    rx, tx = receiver_result or {}, sender_result or {}
+    connected = any(_num(s.get("bytes")) for s in _streams_of(rx).values())
+    error = tx.get("connect_error")
+    return {"port": rx.get("data_port"), "range": rx.get("data_port_range"),
+            "reachable": False if error else (True if connected else None), "error": error}
 
 
 def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:

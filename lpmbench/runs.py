@@ -179,6 +179,7 @@ class ReceiverRun(_Run):
         self._port_range = port_range
         self._listener: socket.socket | None = None
         self._peer: str | None = None
+        self._port: int | None = None
         self.discard = bool(spec.options.get("rx_discard", False))
 
     @property
@@ -190,7 +191,8 @@ class ReceiverRun(_Run):
         self._listener = _bind_in_range(self._bind_host, self._port_range)
         self._listener.listen(self.spec.streams + 4)
         self._listener.setblocking(False)
-        return int(self._listener.getsockname()[1])
+        self._port = int(self._listener.getsockname()[1])
+        return self._port
 
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -204,7 +206,7 @@ class ReceiverRun(_Run):
                                f"(firewall, --port-range)?")
             self._close_sockets()
             self._close_listener()
-            return self._result(0.0, self._stream_results(0.0))
+            return self._result(0.0, self._stream_results(0.0), **self._port_facts())
         self._close_listener()
         self._cpu.start()
         t0 = time.monotonic()
@@ -215,7 +217,10 @@ class ReceiverRun(_Run):
         self._collect_stream_errors(futures)
         self._close_sockets()
         elapsed = end - t0
-        return self._result(elapsed, self._stream_results(elapsed), rx_discard=self.discard)
+        return self._result(elapsed, self._stream_results(elapsed), rx_discard=self.discard, **self._port_facts())
+
+    def _port_facts(self) -> dict[str, Any]:
+        return {"data_port": self._port, "data_port_range": list(self._port_range)}
 
     def _start_stream(self, loop: asyncio.AbstractEventLoop, stream_id: int, deadline_ns: int) -> asyncio.Future:
         sock = self._sockets[stream_id]
@@ -308,10 +313,11 @@ class SenderRun(_Run):
         try:
             address = await self._connect_all(loop)
         except (OSError, asyncio.TimeoutError, RunAborted) as exc:
-            self._record_error(self._abort_reason or
-                               f"cannot open data streams to {self._host}:{self._port}: {_describe(exc)}")
+            connect_error = f"cannot open data streams to {self._host}:{self._port}: {_describe(exc)}"
+            self._record_error(self._abort_reason or connect_error)
             self._close_sockets()
-            return self._result(0.0, self._stream_results(), address=None)
+            return self._result(0.0, self._stream_results(), address=None,
+                                connect_error=None if self._abort_reason else connect_error)
         payload = os.urandom(PAYLOAD_BYTES)
         self._cpu.start()
         t0 = time.monotonic()

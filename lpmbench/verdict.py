@@ -73,9 +73,24 @@ def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
     return check(name, PASS, f"{len(pairs)} MSP pairs ran at once")
 
 
+def data_port_check(result: dict[str, Any]) -> dict[str, str]:
+    info = result.get("data_port") or {}
+    name = "LPM port range reachable"
+    port, span = info.get("port"), info.get("range")
+    where = f"data port {port}" + (f" (from {span[0]}-{span[1]})" if span and span != [0, 0] else "")
+    if info.get("reachable") is False:
+        return check(name, FAIL, f"the sender could not reach the receiver's {where}: {info.get('error')}",
+                     "open the LPM port range between the MSPs in every firewall on the path (LPM takes two "
+                     "ephemeral ports per migration; on VIOS see vioslpm0 tcp_port_low / tcp_port_high), or "
+                     "give the agent the range your firewall allows with --data-ports")
+    if info.get("reachable") is None:
+        return check(name, UNKNOWN, f"no stream reached the {where}", "")
+    return check(name, PASS, f"the streams reached the {where}")
+
+
 def evaluate(result: dict[str, Any]) -> list[dict[str, str]]:
     """The checks in their documented order: the retransmit rate always comes first."""
-    return [retransmit_check(result), completion_check(result), streams_check(result),
+    return [retransmit_check(result), completion_check(result), data_port_check(result), streams_check(result),
             redundant_pairs_check(result)]
 
 

@@ -225,3 +225,20 @@ def test_single_pair_warns_about_missing_redundant_pair(run_async):
 
     checks = {c["name"]: c for c in run_async(main())["checks"]}
     assert checks["redundant MSP pair"]["status"] == "warn" and "--redundant" in checks["redundant MSP pair"]["remedy"]
+
+
+def test_unreachable_data_port_is_a_clear_check_not_a_hang(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            # Nothing listens on 127.0.0.3: the sender's connects are refused as a firewall would refuse them.
+            result = await run_pair(config(ends, data_host="127.0.0.3", duration=2))
+            return result, loop.time() - t0
+
+    result, took = run_async(main())
+    checks = {c["name"]: c for c in result["checks"]}
+    port_check = checks["LPM port range reachable"]
+    assert port_check["status"] == "fail" and "firewall" in port_check["remedy"]
+    assert result["partial"] and result["verdict"] == "fail"
+    assert took < 8, "the receiver is aborted as soon as the sender reports it cannot connect"
