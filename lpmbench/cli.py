@@ -49,7 +49,7 @@ def load_key_or_die(path: Optional[str]) -> Optional[bytes]:
 
 
 # Each command group lives in its own module and registers itself on `app`.
-from . import cli_agent, cli_pair  # noqa: E402,F401
+from . import cli_agent, cli_pair, cli_plan  # noqa: E402,F401
 
 
 def main() -> None:

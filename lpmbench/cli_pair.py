@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
-from . import eventloop, report
+from . import eventloop, lpm, report, units
 from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
+from .cli_plan import parse_or_die
 from .local import LocalAgentError, local_agents
 from .pair import Endpoint, PairConfig, PairError, run_pairs
 
@@ -34,6 +36,15 @@ def pair(
                                                   "(zerocopy, sendfile, send).")] = "auto",
     rx_discard: Annotated[bool, typer.Option(help="Receiver drops data in the kernel (MSG_TRUNC) to measure the "
                                                   "network, not the copy.")] = False,
+    lpar: Annotated[Optional[list[str]], typer.Option(
+        metavar="NAME:MEMORY[:DIRTY_RATE]", help="A partition to judge against the measured bandwidth, e.g. "
+                                                 "db01:256GiB:600MiB/s (repeatable).")] = None,
+    window: Annotated[Optional[str], typer.Option(help="Migration window the partitions must fit, e.g. 30m.")]
+    = None,
+    compression: Annotated[float, typer.Option(help="LPM compression factor for the model (1 = none).",
+                                               min=1.0, max=10.0)] = 1.0,
+    rate: Annotated[Optional[str], typer.Option(help="Cap the total send rate, e.g. 2Gbit (default: as fast as "
+                                                     "possible, within the agents' --max-rate).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
     = False,
     redundant: Annotated[Optional[tuple[str, str]], typer.Option(
@@ -52,12 +63,21 @@ def pair(
     if interval > duration:
         raise die(f"--interval ({interval:g} s) must not exceed --duration ({duration:g} s)")
     options: dict[str, Any] = {}
+    if rate is not None:
+        options["rate_bps"] = parse_or_die(units.parse_rate_bps, rate, "--rate")
+        if options["rate_bps"] <= 0:
+            raise die("--rate must be more than 0")
+    lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
+    window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
+    if window_s is not None and (window_s <= 0 or not lpars):
+        raise die("--window needs a positive duration and at least one --lpar")
     if send_method != "auto":
         options["send_method"] = send_method
     if rx_discard:
         options["rx_discard"] = True
     on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
-    base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options)
+    base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options,
+                lpars=lpars, window_s=window_s, compression=compression)
     try:
         if local:
             if redundant:

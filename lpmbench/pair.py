@@ -78,6 +78,9 @@ class PairConfig:
     options: dict[str, Any] = field(default_factory=dict)
     allow_insecure: bool = False
     ssl: ssl.SSLContext | None = None  # TLS to the agents' control ports
+    lpars: list[dict[str, Any]] = field(default_factory=list)  # lpm.LparSpec fields, judged against the run
+    window_s: float | None = None  # the migration window the partitions must fit in
+    compression: float = 1.0  # LPM compression factor assumed for the model (1: none, conservative)
 
 
 class AgentClient:

@@ -7,10 +7,11 @@ the last interval each side sent.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any, Callable
 
-from . import __version__, verdict
+from . import __version__, lpm, verdict
 
 
 def utc_now() -> str:
@@ -153,7 +154,8 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
         "sender": sender_info, "receiver": receiver_info,
         "dataplane": sender_info.get("dataplane"),
         "config": {"streams": config.streams, "duration_s": config.duration, "interval_s": config.interval,
-                   **config.options},
+                   **config.options, "lpars": config.lpars, "window_s": config.window_s,
+                   "compression": config.compression},
         "data_port": _data_port(sender_result, receiver_result),
         "partial": partial,
         "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
@@ -162,10 +164,34 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
 
 
 def finalize(result: dict[str, Any]) -> dict[str, Any]:
-    """(Re)compute the checks and the verdict from the facts in ``result``."""
+    """(Re)compute the LPM assessment, the checks and the verdict from the facts in ``result``."""
+    assess_lpm(result)
     result["checks"] = verdict.evaluate(result)
     result["verdict"] = verdict.overall(result["checks"])
     return result
+
+
+def assess_lpm(result: dict[str, Any]) -> None:
+    """``lpm``: each partition in ``config.lpars`` moved at the measured (aggregate) goodput.
+
+    The demand-paging cost after resume uses the smallest RTT the streams saw: after switch-over the bulk
+    copy is over, so queueing delay from the test itself would overstate it.
+    """
+    config = result.get("config", {})
+    specs = [lpm.LparSpec(**spec) for spec in config.get("lpars", [])]
+    if not specs:
+        return
+    bandwidth = result.get("aggregate_goodput_bps") or result["goodput_bps"]
+    rtt_ms = _mean(s.get("min_rtt_ms") or s.get("rtt_ms") for s in result.get("streams", []))
+    rtt_s = (rtt_ms or 0.0) / 1000
+    if bandwidth <= 0:
+        result["lpm"] = []
+        return
+    result["lpm"] = lpm.assess_lpars(specs, bandwidth, rtt_s, config.get("window_s"),
+                                     config.get("compression", 1.0))
+    result["lpm_model"] = {"bandwidth_bps": bandwidth, "rtt_ms": rtt_ms, "window_s": config.get("window_s"),
+                           "compression": config.get("compression", 1.0),
+                           "assumptions": dataclasses.asdict(lpm.DEFAULT_ASSUMPTIONS)}
 
 
 def _pair_entry(result: dict[str, Any]) -> dict[str, Any]:
@@ -206,13 +232,14 @@ def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:
     return {k: final[k] for k in keys if final and k in final}
 
 
-SUMMARY_KEYS = ("verdict", "goodput_bps", "retransmit_rate", "partial")
+SUMMARY_KEYS = ("verdict", "goodput_bps", "retransmit_rate", "partial", "efficiency", "lpm")
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """What the orchestrator tells both agents after a run, for their last-run metrics."""
     out = {k: result.get(k) for k in SUMMARY_KEYS}
     out["rtt_ms"] = _mean(s.get("rtt_ms") for s in result.get("streams", []))
+    out["path_mtu"] = (result.get("path") or {}).get("mtu")
     out["sender"] = result["sender"].get("host")
     out["receiver"] = result["receiver"].get("host")
     return out

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .units import format_byte_rate, format_bytes, format_duration, format_rate_bps
+
 PASS, WARN, FAIL, UNKNOWN = "pass", "warn", "fail", "unknown"
 _SEVERITY = {PASS: 0, UNKNOWN: 0, WARN: 1, FAIL: 2}
 
@@ -88,10 +90,48 @@ def data_port_check(result: dict[str, Any]) -> dict[str, str]:
     return check(name, PASS, f"the streams reached the {where}")
 
 
+def _duration(seconds: float | None) -> str:
+    return format_duration(seconds) if seconds is not None else "never"
+
+
+def lpm_checks(result: dict[str, Any]) -> list[dict[str, str]]:
+    """One check per partition given with --lpar: does it converge, and within the window?"""
+    partitions = result.get("lpm")
+    if partitions is None:
+        return [check("LPM bandwidth for partitions", UNKNOWN,
+                      "no partitions given; pass --lpar NAME:MEMORY[:DIRTY_RATE] (and --window) to judge them",
+                      "")]
+    model = result.get("lpm_model") or {}
+    bandwidth = format_rate_bps(model.get("bandwidth_bps") or 0)
+    out = []
+    for part in partitions:
+        name = f"LPM partition {part['name']}"
+        what = (f"{format_bytes(part['memory_bytes'])} dirtied at {format_byte_rate(part['dirty_rate_Bps'])} "
+                f"over {bandwidth}")
+        if not part["converges"]:
+            out.append(check(name, FAIL, f"{what}: pages are dirtied faster than they move; LPM would stall",
+                             "raise the bandwidth (faster or redundant MSP pairs, jumbo frames) above the dirty "
+                             "rate, or migrate when the partition is quieter"))
+        elif part["fits_window"] is False:
+            need = part["required_bps"]
+            out.append(check(name, FAIL, f"{what}: about {_duration(part['predicted_seconds'])}, longer than the "
+                             f"{_duration(part['window_s'])} window",
+                             f"the window needs about {format_rate_bps(need)} between the MSPs" if need else
+                             "no bandwidth meets this window at this dirty rate; widen the window"))
+        elif part["pass_limit_reached"]:
+            out.append(check(name, WARN, f"{what}: about {_duration(part['predicted_seconds'])}, but the dirty "
+                             f"rate keeps {format_bytes(part['residual_bytes'])} for demand paging after resume",
+                             "migrate at a quieter time or add bandwidth, to shorten the slow post-resume phase"))
+        else:
+            out.append(check(name, PASS, f"{what}: about {_duration(part['predicted_seconds'])} in "
+                             f"{part['passes']} pass(es)"))
+    return out
+
+
 def evaluate(result: dict[str, Any]) -> list[dict[str, str]]:
     """The checks in their documented order: the retransmit rate always comes first."""
     return [retransmit_check(result), completion_check(result), data_port_check(result), streams_check(result),
-            redundant_pairs_check(result)]
+            redundant_pairs_check(result), *lpm_checks(result)]
 
 
 def overall(checks: list[dict[str, str]]) -> str:
