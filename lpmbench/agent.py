@@ -32,7 +32,7 @@ WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone
 READ_CHUNK = 65536
 
 
-RUN_OPTIONS = frozenset({"send_method", "rx_discard", "rate_bps", "mss"})
+RUN_OPTIONS = frozenset({"send_method", "rx_discard", "rate_bps", "mss", "probe_port"})
 SHUTDOWN_REPORT_S = 5.0  # on SIGTERM, time for aborted runs to tell their orchestrators
 
 
@@ -261,6 +261,9 @@ class ControlSession:
         unknown = set(options) - RUN_OPTIONS
         if unknown:
             return f"unknown run option(s): {', '.join(sorted(unknown))}"
+        probe_port = options.get("probe_port")
+        if probe_port is not None and (not isinstance(probe_port, int) or not 0 < probe_port < 65536):
+            return "probe_port must be 1..65535"
         mss = options.get("mss")
         if mss is not None and (not isinstance(mss, int) or isinstance(mss, bool) or not 536 <= mss <= 65495):
             return "mss must be an integer 536..65495"
@@ -278,12 +281,13 @@ class ControlSession:
                           self.agent.config.data_ports, self.agent.config.allow_peers)
         try:
             port = run.listen()
+            probe_port = await run.start_probe_responder()
         except OSError as exc:
             run.close()
             await self._send("error", code="data_port", message=str(exc), run_id=spec.run_id)
             return
         self._hold(run)
-        await self._send("armed", run_id=spec.run_id, port=port)
+        await self._send("armed", run_id=spec.run_id, port=port, probe_port=probe_port)
         self.run_task = asyncio.ensure_future(self._execute(run))
 
     async def _start(self, spec: RunSpec, host: str, port: int) -> None:

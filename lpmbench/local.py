@@ -23,7 +23,7 @@ class LocalAgentError(Exception):
     pass
 
 
-def _wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
+def wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
     """Read the agent's stdout until it announces its control port."""
     assert proc.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -68,7 +68,7 @@ def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[t
                      "--key-file", key_path, "--data-ports", "0-0", *extra_args],
                     stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
                 procs.append(proc)
-                endpoints.append(Endpoint(address, _wait_ready(proc, address, log)))
+                endpoints.append(Endpoint(address, wait_ready(proc, address, log)))
             yield (*endpoints, keys.load_key(key_path))
         finally:
             for proc in procs:

@@ -219,12 +219,14 @@ class _Run:
                 "duration": self.config.duration, "interval": self.config.interval}
 
     async def execute(self) -> dict[str, Any]:
-        port = await self._request(self.receiver, "arm", "armed", options=self._receiver_options())
+        armed = await self._request(self.receiver, "arm", "armed", options=self._receiver_options())
         started_at = results.utc_now()
         data_host = self.config.data_host or self.config.receiver.host
+        options = self._sender_options()
+        if armed.get("probe_port"):
+            options["probe_port"] = armed["probe_port"]
         try:
-            await self._request(self.sender, "start", "started", host=data_host, port=port,
-                                options=self._sender_options())
+            await self._request(self.sender, "start", "started", host=data_host, port=armed["port"], options=options)
         except PairError:
             await self._abort(self.receiver, "sender could not start")
             raise
@@ -248,7 +250,7 @@ class _Run:
     def _sender_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.options.items() if k in ("send_method", "rate_bps", "mss")}
 
-    async def _request(self, client: AgentClient, kind: str, expect: str, **extra: Any) -> int:
+    async def _request(self, client: AgentClient, kind: str, expect: str, **extra: Any) -> protocol.Message:
         await client.send(kind, **self._spec(), **extra)
         reply = await client.next_message(REPLY_TIMEOUT_S)
         host = client.endpoint.label
@@ -260,7 +262,7 @@ class _Run:
             raise PairError(host, f"refused the run: {reply['message']}", reply["code"])
         if reply.type != expect:
             raise PairError(host, f"answered {reply.type!r} instead of {expect!r}", "protocol")
-        return int(reply.get("port", 0))
+        return reply
 
     async def _collect(self) -> None:
         """Read both agents until both sent their result, one fails, or time runs out."""

@@ -51,7 +51,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "run_id": (_Str, True), "token": (_Str, True), "streams": (_Int, True), "duration": (_Num, True),
         "interval": (_Num, True), "options": (_Dict, False),
     },
-    "armed": {"run_id": (_Str, True), "port": (_Int, True)},
+    "armed": {"run_id": (_Str, True), "port": (_Int, True), "probe_port": (_Int, False)},
     "start": {
         "run_id": (_Str, True), "token": (_Str, True), "host": (_Str, True), "port": (_Int, True),
         "streams": (_Int, True), "duration": (_Num, True), "interval": (_Num, True),

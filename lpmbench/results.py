@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 from typing import Any, Callable
 
-from . import __version__, lpm, verdict
+from . import __version__, diagnosis, lpm, verdict
 
 
 def utc_now() -> str:
@@ -141,6 +141,11 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
     total = sum(s["bytes"] for s in streams)
     retrans = _sum(s["retransmits"] for s in streams)
     segs = _sum(s["segments_out"] for s in streams)
+    retransmit_source = "tcp_info" if retrans is not None else None
+    system_tcp = tx_report.get("system_tcp_delta") or {}
+    if retrans is None and isinstance(system_tcp.get("retransmits"), int) and system_tcp.get("segments_out"):
+        # AIX has no per-socket TCP_INFO: fall back to the host's counters over the run (netstat -s).
+        retrans, segs, retransmit_source = system_tcp["retransmits"], system_tcp["segments_out"], "system"
     partial = bool(errors) or sender_result is None or receiver_result is None
     sender_info = {**sender, **_host_facts(sender_result), "send_method": (sender_result or {}).get("send_method")}
     receiver_info = {**receiver, **_host_facts(receiver_result)}
@@ -150,6 +155,7 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
         "goodput_bps": total * 8 / elapsed if elapsed > 0 else 0.0, "duration_s": round(elapsed, 6),
         "bytes": total, "retransmits": retrans, "segments_out": segs,
         "retransmit_rate": retrans / segs if retrans is not None and segs else None,
+        "retransmit_source": retransmit_source,
         "streams": streams, "intervals": merger.intervals(),
         "sender": sender_info, "receiver": receiver_info,
         "dataplane": sender_info.get("dataplane"),
@@ -157,9 +163,14 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
                    **config.options, "lpars": config.lpars, "window_s": config.window_s,
                    "compression": config.compression},
         "data_port": _data_port(sender_result, receiver_result),
+        "path": diagnosis.path_facts(tx_report, rx_report),
+        "interfaces": {"sender": tx_report.get("interface"), "receiver": rx_report.get("interface")},
+        "stalled": bool(tx_report.get("stalled")),
         "partial": partial,
         "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
     }
+    result["wire_limit_bps"] = diagnosis.wire_limit_bps(result)
+    result["efficiency"] = (result["goodput_bps"] / result["wire_limit_bps"]) if result["wire_limit_bps"] else None
     return finalize(result)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import random
@@ -19,8 +20,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from . import dataplane, protocol, sockopts
-from .hostinfo import CpuMeter, tcpinfo
+from . import dataplane, pathprobe, protocol, sockopts
+from .hostinfo import CpuMeter, InterfaceAudit, tcpinfo
 from .netacl import allowed
 
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
@@ -28,6 +29,11 @@ RECV_BUFFER_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 5.0  # per data connection, including the token handshake
 ARM_TIMEOUT_S = 15.0  # an armed receiver waits this long for all streams, then gives up and goes idle
 DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arrive and for FIN/ACK
+# A run whose streams get nothing acknowledged for this long (and at least 3 intervals) is stalled: a jumbo
+# black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
+# diagnosis instead of running into the kernel's retransmission timeout.
+STALL_MIN_S = 3.0
+PROBE_MTU_CEILING = 9216  # largest jumbo frame commonly configured; loopback's 64 KiB MTU is not a path
 
 Report = Callable[[str, dict[str, Any]], Awaitable[None]]
 Allowed = Optional[tuple[Any, ...]]  # networks (ipaddress) a data peer must lie in; None: any
@@ -91,6 +97,7 @@ class _Run:
         self._abort_reason: str | None = None
         self._aborted = asyncio.Event()
         self._cpu = CpuMeter()
+        self._audit = InterfaceAudit()
         self.error: str | None = None
 
     @property
@@ -126,6 +133,7 @@ class _Run:
                 await self._send_interval(index, next_tick - t0)
                 index += 1
                 last_tick = next_tick
+                self._after_interval()
         end = max((f.result()[1] for f in futures if not f.cancelled() and f.exception() is None),
                   default=time.monotonic())
         if end - last_tick > 0.1 * self.spec.interval:
@@ -148,6 +156,12 @@ class _Run:
 
     def _tcp_info(self, stream_id: int) -> dict[str, Any] | None:
         return None
+
+    def _after_interval(self) -> None:
+        """Hook run after each interval report."""
+
+    async def _audit_finish(self) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(None, self._audit.finish)
 
     def _close_sockets(self) -> None:
         for sock in self._sockets:
@@ -180,6 +194,8 @@ class ReceiverRun(_Run):
         self._listener: socket.socket | None = None
         self._peer: str | None = None
         self._port: int | None = None
+        self._responder: asyncio.DatagramTransport | None = None
+        self._audit_task: asyncio.Future | None = None
         self.discard = bool(spec.options.get("rx_discard", False))
 
     @property
@@ -194,6 +210,19 @@ class ReceiverRun(_Run):
         self._port = int(self._listener.getsockname()[1])
         return self._port
 
+    async def start_probe_responder(self) -> int:
+        """Echo the sender's path MTU probes (UDP, token-checked) on a port from the range; returns it."""
+        loop = asyncio.get_running_loop()
+        host = self._bind_host or ("::" if socket.has_ipv6 else "0.0.0.0")
+        ports = 0 if self._port_range == (0, 0) else self._port_range
+        self._responder, port = await pathprobe.start_responder(loop, host, ports, self.spec.token)
+        return int(port)
+
+    def _close_responder(self) -> None:
+        if self._responder is not None:
+            self._responder.close()
+            self._responder = None
+
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         try:
@@ -206,8 +235,10 @@ class ReceiverRun(_Run):
                                f"(firewall, --port-range)?")
             self._close_sockets()
             self._close_listener()
-            return self._result(0.0, self._stream_results(0.0), **self._port_facts())
+            self._close_responder()
+            return self._result(0.0, self._stream_results(0.0), **self._port_facts(), **await self._audit_done())
         self._close_listener()
+        self._close_responder()
         self._cpu.start()
         t0 = time.monotonic()
         deadline_ns = time.monotonic_ns() + int((self.spec.duration + DRAIN_GRACE_S +
@@ -217,7 +248,14 @@ class ReceiverRun(_Run):
         self._collect_stream_errors(futures)
         self._close_sockets()
         elapsed = end - t0
-        return self._result(elapsed, self._stream_results(elapsed), rx_discard=self.discard, **self._port_facts())
+        return self._result(elapsed, self._stream_results(elapsed), rx_discard=self.discard, **self._port_facts(),
+                            **await self._audit_done())
+
+    async def _audit_done(self) -> dict[str, Any]:
+        if self._audit_task is None:
+            return {}
+        await self._audit_task
+        return await self._audit_finish()
 
     def _port_facts(self) -> dict[str, Any]:
         return {"data_port": self._port, "data_port_range": list(self._port_range)}
@@ -274,6 +312,8 @@ class ReceiverRun(_Run):
         self._sockets[stream_id] = conn
         if self._peer is None:
             self._peer = str(conn.getpeername()[0])
+            # The interface toward the sender is known now; audit it while the streams run.
+            self._audit_task = asyncio.get_running_loop().run_in_executor(None, self._audit.start, self._peer)
 
     def _close_listener(self) -> None:
         if self._listener is not None:
@@ -282,6 +322,7 @@ class ReceiverRun(_Run):
 
     def close(self) -> None:
         self._close_listener()
+        self._close_responder()
         self._close_sockets()
 
 
@@ -299,6 +340,9 @@ class SenderRun(_Run):
         self.method = str(spec.options.get("send_method", "auto"))
         self.used_method: str | None = None
         self._final_tcp: list[dict[str, Any] | None] = [None] * spec.streams
+        self._probe: pathprobe.ProbeResult | None = None
+        self._progress = (-1, 0.0)  # (bytes acknowledged by all streams, when that last changed)
+        self.stalled = False
 
     @property
     def peer(self) -> str | None:
@@ -311,13 +355,15 @@ class SenderRun(_Run):
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         try:
-            address = await self._connect_all(loop)
+            address = await self._prepare(loop)
+            await self._connect_all(loop)
         except (OSError, asyncio.TimeoutError, RunAborted) as exc:
             connect_error = f"cannot open data streams to {self._host}:{self._port}: {_describe(exc)}"
             self._record_error(self._abort_reason or connect_error)
             self._close_sockets()
             return self._result(0.0, self._stream_results(), address=None,
-                                connect_error=None if self._abort_reason else connect_error)
+                                connect_error=None if self._abort_reason else connect_error,
+                                **await self._audit_finish(), **self._probe_facts())
         payload = os.urandom(PAYLOAD_BYTES)
         self._cpu.start()
         t0 = time.monotonic()
@@ -329,17 +375,50 @@ class SenderRun(_Run):
         methods = {f.result()[0][1] for f in futures if f.exception() is None}
         self.used_method = methods.pop() if len(methods) == 1 else (",".join(sorted(methods)) or None)
         await self._finish_streams(loop)
-        return self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method)
+        return self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method,
+                            stalled=self.stalled, **await self._audit_finish(), **self._probe_facts())
+
+    def _probe_facts(self) -> dict[str, Any]:
+        return {"path_probe": dataclasses.asdict(self._probe) if self._probe else None}
+
+    async def _prepare(self, loop: asyncio.AbstractEventLoop) -> str:
+        """Resolve the receiver, check the allow list, audit our interface toward it, probe the path MTU."""
+        infos = await asyncio.wait_for(loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
+                                       CONNECT_TIMEOUT_S)
+        self._family, _, self._proto, _, self._sockaddr = infos[0]
+        address = str(self._sockaddr[0])
+        if not allowed(address, self._allow_peers):
+            raise PermissionError(errno.EACCES, f"{address} is not in this agent's --allow list")
+        await loop.run_in_executor(None, self._audit.start, address)
+        probe_port = self.spec.options.get("probe_port")
+        if probe_port:
+            interface_mtu = (self._audit.facts or {}).get("mtu") or PROBE_MTU_CEILING
+            ceiling = max(1280 if ":" in address else 576, min(interface_mtu, PROBE_MTU_CEILING))
+            self._probe = await loop.run_in_executor(None, pathprobe.probe_path_mtu, address, int(probe_port),
+                                                     self.spec.token, ceiling)
+        return address
+
+    def _after_interval(self) -> None:
+        """End the run when no stream got anything acknowledged for several intervals (see STALL_MIN_S)."""
+        acked = 0
+        for stream_id, counters in enumerate(self._counters):
+            tcp = self._tcp_info(stream_id)
+            acked += tcp["bytes_acked"] if tcp and "bytes_acked" in tcp else int(counters[dataplane.SLOT_BYTES])
+        now = time.monotonic()
+        if acked != self._progress[0]:
+            self._progress = (acked, now)
+            return
+        stalled_for = now - self._progress[1]
+        if stalled_for >= max(STALL_MIN_S, 3 * self.spec.interval) and not self._aborted.is_set():
+            self.stalled = True
+            self.abort(f"streams stalled: nothing acknowledged for {stalled_for:.1f} s on any stream; the path "
+                       f"drops full-size frames (jumbo/MTU black hole) or the link is down")
 
     def _live_sockets(self) -> list[socket.socket]:
         return [s for s in self._sockets if s is not None]
 
-    async def _connect_all(self, loop: asyncio.AbstractEventLoop) -> str:
-        infos = await asyncio.wait_for(loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
-                                       CONNECT_TIMEOUT_S)
-        family, _, proto, _, sockaddr = infos[0]
-        if not allowed(str(sockaddr[0]), self._allow_peers):
-            raise PermissionError(errno.EACCES, f"{sockaddr[0]} is not in this agent's --allow list")
+    async def _connect_all(self, loop: asyncio.AbstractEventLoop) -> None:
+        family, proto, sockaddr = self._family, self._proto, self._sockaddr
         rate = self.spec.options.get("rate_bps")
         for stream_id in range(self.spec.streams):
             if self._aborted.is_set():
@@ -353,7 +432,6 @@ class SenderRun(_Run):
             if rate:
                 sockopts.pace(sock, int(rate / 8 / self.spec.streams))
             await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), CONNECT_TIMEOUT_S)
-        return str(sockaddr[0])
 
     async def _open_stream(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any,
                            stream_id: int) -> None:

@@ -130,8 +130,10 @@ def lpm_checks(result: dict[str, Any]) -> list[dict[str, str]]:
 
 def evaluate(result: dict[str, Any]) -> list[dict[str, str]]:
     """The checks in their documented order: the retransmit rate always comes first."""
+    from . import diagnosis  # diagnosis builds on this module's check() and statuses
+
     return [retransmit_check(result), completion_check(result), data_port_check(result), streams_check(result),
-            redundant_pairs_check(result), *lpm_checks(result)]
+            *diagnosis.evaluate(result), redundant_pairs_check(result), *lpm_checks(result)]
 
 
 def overall(checks: list[dict[str, str]]) -> str:

@@ -1,24 +1,37 @@
-"""What the host and its sockets say. Platform-specific parts live in one module per platform."""
+"""What the host and its sockets say. Platform-specific parts live in one module per platform, chosen once.
+
+``linux.py`` reads /sys, ethtool and /proc; ``aix.py`` parses lsattr, entstat and netstat (VIOS). Both expose
+the same functions: route_interface, interface_facts, counters_snapshot, tcp_system_counters, os_name.
+"""
 
 from __future__ import annotations
 
-import platform
+import contextlib
 import socket
+import sys
+from typing import Any
 
 import psutil
 
 from . import tcpinfo
 
-__all__ = ["tcpinfo", "hostname", "os_description", "CpuMeter"]
+if sys.platform.startswith("aix"):
+    from . import aix as platform_impl
+else:
+    from . import linux as platform_impl
+
+route_interface = platform_impl.route_interface
+interface_facts = platform_impl.interface_facts
+counters_snapshot = platform_impl.counters_snapshot
+tcp_system_counters = platform_impl.tcp_system_counters
+os_description = platform_impl.os_name
+
+__all__ = ["tcpinfo", "hostname", "os_description", "CpuMeter", "InterfaceAudit", "route_interface",
+           "interface_facts", "counters_snapshot", "tcp_system_counters"]
 
 
 def hostname() -> str:
     return socket.gethostname()
-
-
-def os_description() -> str:
-    uname = platform.uname()
-    return f"{uname.system} {uname.release} {uname.machine}".strip()
 
 
 class CpuMeter:
@@ -39,3 +52,54 @@ class CpuMeter:
             "cpu_percent": psutil.cpu_percent(interval=None),
             "process_cpu_s": round(times.user + times.system - self._cpu_start, 4),
         }
+
+
+def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for key, value in after.items():
+        start = before.get(key)
+        out[key] = value - start if isinstance(value, int) and isinstance(start, int) else None
+    return out
+
+
+class InterfaceAudit:
+    """The interface that carries the route to the peer: its facts at the start, counter deltas at the end.
+
+    Blocking (runs ethtool / lsattr): call start() and finish() from a thread. Never raises: what cannot be
+    learned is reported as an error string and None values.
+    """
+
+    def __init__(self) -> None:
+        self.facts: dict[str, Any] | None = None
+        self.error: str | None = None
+        self._name: str | None = None
+        self._tcp_start: dict[str, Any] = {}
+
+    def start(self, peer_address: str) -> None:
+        try:
+            self._name = route_interface(peer_address)
+            if self._name is None:
+                self.error = f"no route to {peer_address} found"
+            else:
+                self.facts = interface_facts(self._name)
+        except (OSError, ValueError) as exc:
+            self.error = f"interface audit failed: {exc}"
+        try:
+            self._tcp_start = tcp_system_counters()
+        except (OSError, ValueError):
+            self._tcp_start = {}
+
+    def finish(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"interface": None, "system_tcp_delta": None}
+        if self.facts is not None and self._name is not None:
+            try:
+                counters = counters_snapshot(self._name)
+                out["interface"] = {**self.facts, "counters_delta": _delta(counters, self.facts.get("counters", {}))}
+            except (OSError, ValueError) as exc:
+                out["interface"] = {**self.facts, "counters_delta": None}
+                self.error = self.error or f"counters: {exc}"
+        if self._tcp_start:
+            with contextlib.suppress(OSError, ValueError):
+                out["system_tcp_delta"] = _delta(tcp_system_counters(), self._tcp_start)
+        out["interface_error"] = self.error
+        return out

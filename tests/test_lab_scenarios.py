@@ -1,0 +1,117 @@
+"""End-to-end scenarios on the namespace lab: real agents on two hosts behind a bridge "switch".
+
+Each scenario asserts the verdict, the named cause and the probed path MTU. They need root, iproute2,
+ethtool and nftables (.ci/run installs them); elsewhere they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lpmbench import eventloop, keys
+from lpmbench.lab import Lab, PortSpec
+from lpmbench.local import wait_ready
+from lpmbench.pair import Endpoint, PairConfig, run_pair
+
+pytest_plugins = ["conftest_lab"]
+pytestmark = pytest.mark.lab
+
+
+@contextlib.contextmanager
+def lab_agents(lab: Lab) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
+    """An agent on each lab host (a sends, b receives), with a throwaway key."""
+    with tempfile.TemporaryDirectory(prefix="lpmbench-lab-") as tmp:
+        key_path = os.path.join(tmp, "key")
+        keys.write_key(key_path, keys.generate_key())
+        procs, logs, ends = [], [], []
+        try:
+            for host in ("a", "b"):
+                address = lab.address(host)
+                log = open(os.path.join(tmp, f"{host}.log"), "w+")  # noqa: SIM115 - closed below
+                logs.append(log)
+                proc = lab.popen_in(host, [sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port",
+                                           "7520", "--key-file", key_path, "--data-ports", "0-0"],
+                                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
+                procs.append(proc)
+                ends.append(Endpoint(address, wait_ready(proc, address, log)))
+            yield ends[0], ends[1], keys.load_key(key_path)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+            for log in logs:
+                log.close()
+
+
+def run_in_lab(lab: Lab, duration: float = 3.0, streams: int = 4) -> tuple[dict, float]:
+    """Run pair from host a (the orchestrator sits on the sending MSP); returns (result, seconds taken)."""
+    with lab_agents(lab) as (a, b, key):
+        config = PairConfig(sender=a, receiver=b, key=key, streams=streams, duration=duration, interval=0.5)
+        started = time.monotonic()
+        result = lab.call_in("a", lambda: eventloop.run(run_pair(config)), timeout=duration + 60)
+        return result, time.monotonic() - started
+
+
+def checks_of(result: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in result["checks"]}
+
+
+def test_healthy_jumbo_path(make_lab):
+    lab = make_lab(a=PortSpec(host_mtu=9000), b=PortSpec(host_mtu=9000))
+    result, _ = run_in_lab(lab)
+    checks = checks_of(result)
+    assert result["path"]["mtu"] == 9000
+    assert result["path"]["sender_mtu"] == result["path"]["receiver_mtu"] == 9000
+    assert checks["jumbo frames end to end"]["status"] == "pass"
+    assert min(s["mss"] for s in result["streams"]) > 8000
+    assert checks["retransmit rate"]["status"] == "pass"
+    assert result["verdict"] != "fail" and not result["partial"]
+    assert result["interfaces"]["sender"]["name"] == "eth0"
+
+
+def test_jumbo_black_hole_fails_fast_naming_the_mtu_mismatch(make_lab):
+    lab = make_lab(a=PortSpec(host_mtu=9000, switch_mtu=1500), b=PortSpec(host_mtu=9000, switch_mtu=1500))
+    result, took = run_in_lab(lab, duration=20.0)
+    checks = checks_of(result)
+    assert result["path"]["mtu"] == 1500
+    jumbo = checks["jumbo frames end to end"]
+    assert jumbo["status"] == "fail"
+    assert "9000" in jumbo["detail"] and "1500" in jumbo["detail"]
+    assert "switch" in jumbo["remedy"]
+    assert result["stalled"] is True and checks["streams kept moving"]["status"] == "fail"
+    assert result["verdict"] == "fail"
+    assert took < 15, f"a black hole must fail within seconds, not run out the 20 s duration ({took:.1f} s)"
+
+
+def test_1gb_bottleneck_with_shallow_buffer_behind_fast_sender(make_lab):
+    lab = make_lab(a=PortSpec(), b=PortSpec(rate_bps=1_000_000_000, queue_bytes=30_000))
+    result, _ = run_in_lab(lab)
+    checks = checks_of(result)
+    assert result["path"]["mtu"] == 1500
+    assert checks["retransmit rate"]["status"] in ("warn", "fail"), checks["retransmit rate"]
+    assert "flow control" in checks["retransmit rate"]["remedy"]
+    assert result["goodput_bps"] < 1.05e9
+    assert result["verdict"] in ("warn", "fail")
+
+
+def test_random_loss_is_named_by_the_retransmit_rate(make_lab):
+    lab = make_lab(a=PortSpec(loss=0.03), b=PortSpec())
+    result, _ = run_in_lab(lab)
+    checks = checks_of(result)
+    assert result["path"]["mtu"] == 1500
+    assert checks["retransmit rate"]["status"] == "fail"
+    assert result["retransmit_rate"] >= 0.01
+    assert result["verdict"] == "fail"
