@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__, keys
 
@@ -17,7 +18,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def die(message: str) -> typer.Exit:
-    err.print(f"[bold red]lpmbench:[/bold red] {message}", highlight=False)
+    err.print(f"[bold red]lpmbench:[/bold red] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_ERROR)
 
 
@@ -49,7 +50,7 @@ def load_key_or_die(path: Optional[str]) -> Optional[bytes]:
 
 
 # Each command group lives in its own module and registers itself on `app`.
-from . import cli_agent, cli_pair, cli_plan  # noqa: E402,F401
+from . import cli_agent, cli_pair, cli_plan, cli_report  # noqa: E402,F401
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from . import eventloop, lpm, report, units
+from . import eventloop, htmlreport, lpm, report, units
 from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
 from .cli_plan import parse_or_die
 from .local import LocalAgentError, local_agents
@@ -47,6 +47,8 @@ def pair(
                                                      "possible, within the agents' --max-rate).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
     = False,
+    html: Annotated[Optional[str], typer.Option(help="Also write a self-contained HTML report with charts "
+                                                     "(needs: pip install 'lpmbench[report]').")] = None,
     redundant: Annotated[Optional[tuple[str, str]], typer.Option(
         metavar="A2 B2", help="A second (redundant) MSP pair run at the same time: A2 sends to B2. LPM's redundant "
                               "MSP pairs carry memory in parallel; the verdict judges their sum.")] = None,
@@ -75,6 +77,11 @@ def pair(
         options["send_method"] = send_method
     if rx_discard:
         options["rx_discard"] = True
+    if html:
+        try:
+            htmlreport.check_extra()  # before the run: a missing extra must not waste a run
+        except htmlreport.ReportExtraMissing as exc:
+            raise die(str(exc)) from None
     on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
     base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options,
                 lpars=lpars, window_s=window_s, compression=compression)
@@ -100,6 +107,11 @@ def pair(
         raise die(f"{exc.host}: {exc.message}") from None
     except LocalAgentError as exc:
         raise die(str(exc)) from None
+    if html:
+        try:
+            htmlreport.write_html(result, html)
+        except OSError as exc:
+            raise die(f"cannot write {html}: {exc.strerror or exc}") from None
     if json_out:
         sys.stdout.write(report.render_json(result) + "\n")
     else:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 _STATUS_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "unknown": "dim"}
@@ -49,15 +50,16 @@ def render_terminal(result: dict[str, Any], console: Console) -> None:
     style = _STATUS_STYLE[result["verdict"]]
     console.print(f"Verdict: [{style}]{result['verdict'].upper()}[/{style}]  "
                   f"{rate(result['goodput_bps'])} over {result['duration_s']:.1f} s, "
-                  f"{result['sender']['host']} -> {result['receiver']['host']}")
+                  f"{escape(str(result['sender']['host']))} -> {escape(str(result['receiver']['host']))}")
     if result.get("error"):
-        console.print(f"[bold red]Error:[/bold red] {result['error']}")
+        # Error text may come from a remote agent: never let it be read as markup.
+        console.print(f"[bold red]Error:[/bold red] {escape(str(result['error']))}")
 
 
 def _streams_table(result: dict[str, Any]) -> Table:
     sender, receiver = result["sender"], result["receiver"]
-    title = (f"{sender['host']} -> {receiver['host']}  ({result['dataplane']} data plane, "
-             f"{sender.get('send_method') or '?'} send, run {result['run_id']})")
+    title = escape(f"{sender['host']} -> {receiver['host']}  ({result['dataplane']} data plane, "
+                   f"{sender.get('send_method') or '?'} send, run {result['run_id']})")
     table = Table(title=title)
     for column in ("stream", "bytes", "goodput", "retransmits", "segments out", "rtt ms", "mss"):
         table.add_column(column, justify="right")
@@ -79,5 +81,6 @@ def _checks_table(result: dict[str, Any]) -> Table:
     table.add_column("remedy")
     for c in result["checks"]:
         style = _STATUS_STYLE.get(c["status"], "")
-        table.add_row(f"[{style}]{c['status'].upper()}[/{style}]", c["name"], c["detail"], c["remedy"])
+        table.add_row(f"[{style}]{escape(c['status'].upper())}[/{style}]", escape(c["name"]), escape(c["detail"]),
+                      escape(c["remedy"]))
     return table
