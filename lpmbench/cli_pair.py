@@ -13,7 +13,7 @@ from . import eventloop, htmlreport, lpm, report, units
 from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
 from .cli_plan import parse_or_die
 from .local import LocalAgentError, local_agents
-from .pair import Endpoint, PairConfig, PairError, run_pairs
+from .pair import Endpoint, PairConfig, PairError, run_pairs, run_with_jumbo_compare
 
 
 @app.command()
@@ -45,6 +45,8 @@ def pair(
                                                min=1.0, max=10.0)] = 1.0,
     rate: Annotated[Optional[str], typer.Option(help="Cap the total send rate, e.g. 2Gbit (default: as fast as "
                                                      "possible, within the agents' --max-rate).")] = None,
+    jumbo_compare: Annotated[bool, typer.Option(help="Run twice: as is, then with the MSS clamped to standard "
+                                                     "frames; report the gain in goodput and CPU per GB.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
     = False,
     html: Annotated[Optional[str], typer.Option(help="Also write a self-contained HTML report with charts "
@@ -83,6 +85,7 @@ def pair(
         except htmlreport.ReportExtraMissing as exc:
             raise die(str(exc)) from None
     on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
+    runner = run_with_jumbo_compare if jumbo_compare else run_pairs
     base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options,
                 lpars=lpars, window_s=window_s, compression=compression)
     try:
@@ -91,7 +94,7 @@ def pair(
                 raise die("--redundant needs real agents; --local runs one pair")
             with local_agents() as (a, b, key):
                 configs = [PairConfig(sender=a, receiver=b, key=key, **base)]
-                result = eventloop.run(run_pairs(configs, on_interval))
+                result = eventloop.run(runner(configs, on_interval))
         else:
             hosts = [(_endpoint(sender), _endpoint(receiver))]
             if redundant:
@@ -102,7 +105,7 @@ def pair(
             configs = [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure,
                                   **{**base, "data_host": data_host if i == 0 else None})
                        for i, (a, b) in enumerate(hosts)]
-            result = eventloop.run(run_pairs(configs, on_interval))
+            result = eventloop.run(runner(configs, on_interval))
     except PairError as exc:
         raise die(f"{exc.host}: {exc.message}") from None
     except LocalAgentError as exc:

@@ -225,9 +225,31 @@ def efficiency_check(result: dict[str, Any]) -> dict[str, str]:
     return check(name, PASS, detail)
 
 
+def jumbo_gain_check(result: dict[str, Any]) -> dict[str, str] | None:
+    """What jumbo frames bought, from --jumbo-compare (same run with the MSS clamped to standard frames)."""
+    compare = result.get("jumbo_compare")
+    if not compare:
+        return None
+    name = "jumbo frame effectiveness"
+    gain, cpu = compare.get("goodput_gain"), compare.get("cpu_per_gb_change")
+    if gain is None or compare["standard"]["partial"] or compare["jumbo"]["partial"]:
+        return check(name, UNKNOWN, "the comparison run did not complete")
+    cpu_text = f", CPU per GB {cpu:+.0%}" if cpu is not None else ""
+    detail = (f"MSS {compare['jumbo']['mss']} vs {compare['standard']['mss']}: goodput {gain:+.0%}{cpu_text} "
+              f"against standard frames")
+    if (compare["jumbo"]["mss"] or 0) <= (compare["standard"]["mss"] or 0):
+        return check(name, WARN, detail + "; the streams did not use jumbo frames",
+                     "enable jumbo frames end to end (see the jumbo frames check)")
+    if gain < 0 and (cpu is None or cpu > 0):
+        return check(name, WARN, detail + "; jumbo frames do not help on this path",
+                     "check offloads (large_send / large_receive) and the NIC's ring sizes on both MSPs")
+    return check(name, PASS, detail)
+
+
 def evaluate(result: dict[str, Any]) -> list[dict[str, str]]:
     stall = stall_check(result)
+    gain = jumbo_gain_check(result)
     checks = [jumbo_check(result), link_speed_check(result), speed_match_check(result), offload_check(result),
               physical_adapter_check(result), nic_errors_check(result), stream_limits_check(result),
               efficiency_check(result)]
-    return ([stall] if stall else []) + checks
+    return ([stall] if stall else []) + checks + ([gain] if gain else [])

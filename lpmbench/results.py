@@ -205,6 +205,27 @@ def assess_lpm(result: dict[str, Any]) -> None:
                            "assumptions": dataclasses.asdict(lpm.DEFAULT_ASSUMPTIONS)}
 
 
+def _cpu_s_per_gb(result: dict[str, Any]) -> float | None:
+    cpu = [result[side].get("process_cpu_s") for side in ("sender", "receiver")]
+    if result["bytes"] <= 0 or any(not isinstance(c, (int, float)) for c in cpu):
+        return None
+    return sum(cpu) / (result["bytes"] / 1e9)  # type: ignore[arg-type]
+
+
+def jumbo_comparison(jumbo: dict[str, Any], standard: dict[str, Any]) -> dict[str, Any]:
+    """Goodput and CPU per GB of the run as configured against the same run clamped to standard frames."""
+    def side(result: dict[str, Any]) -> dict[str, Any]:
+        mss = [s["mss"] for s in result["streams"] if isinstance(s.get("mss"), int)]
+        return {"mss": min(mss) if mss else None, "goodput_bps": result["goodput_bps"],
+                "cpu_s_per_gb": _cpu_s_per_gb(result), "retransmit_rate": result["retransmit_rate"],
+                "partial": result["partial"]}
+
+    a, b = side(jumbo), side(standard)
+    gain = a["goodput_bps"] / b["goodput_bps"] - 1 if b["goodput_bps"] > 0 else None
+    cpu = (a["cpu_s_per_gb"] / b["cpu_s_per_gb"] - 1) if a["cpu_s_per_gb"] and b["cpu_s_per_gb"] else None
+    return {"jumbo": a, "standard": b, "goodput_gain": gain, "cpu_per_gb_change": cpu}
+
+
 def _pair_entry(result: dict[str, Any]) -> dict[str, Any]:
     return {"sender": result["sender"].get("host"), "receiver": result["receiver"].get("host"),
             "run_id": result["run_id"], "goodput_bps": result["goodput_bps"],

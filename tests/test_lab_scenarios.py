@@ -19,7 +19,7 @@ import pytest
 from lpmbench import eventloop, keys
 from lpmbench.lab import Lab, PortSpec
 from lpmbench.local import wait_ready
-from lpmbench.pair import Endpoint, PairConfig, run_pair
+from lpmbench.pair import Endpoint, PairConfig, run_pair, run_with_jumbo_compare
 
 pytest_plugins = ["conftest_lab"]
 pytestmark = pytest.mark.lab
@@ -56,12 +56,13 @@ def lab_agents(lab: Lab) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
                 log.close()
 
 
-def run_in_lab(lab: Lab, duration: float = 3.0, streams: int = 4) -> tuple[dict, float]:
+def run_in_lab(lab: Lab, duration: float = 3.0, streams: int = 4, jumbo_compare: bool = False) -> tuple[dict, float]:
     """Run pair from host a (the orchestrator sits on the sending MSP); returns (result, seconds taken)."""
     with lab_agents(lab) as (a, b, key):
         config = PairConfig(sender=a, receiver=b, key=key, streams=streams, duration=duration, interval=0.5)
+        run = (lambda: run_with_jumbo_compare([config])) if jumbo_compare else (lambda: run_pair(config))
         started = time.monotonic()
-        result = lab.call_in("a", lambda: eventloop.run(run_pair(config)), timeout=duration + 60)
+        result = lab.call_in("a", lambda: eventloop.run(run()), timeout=2 * duration + 60)
         return result, time.monotonic() - started
 
 
@@ -69,9 +70,9 @@ def checks_of(result: dict) -> dict[str, dict]:
     return {c["name"]: c for c in result["checks"]}
 
 
-def test_healthy_jumbo_path(make_lab):
+def test_healthy_jumbo_path_and_what_jumbo_frames_buy(make_lab):
     lab = make_lab(a=PortSpec(host_mtu=9000), b=PortSpec(host_mtu=9000))
-    result, _ = run_in_lab(lab)
+    result, _ = run_in_lab(lab, duration=2.0, jumbo_compare=True)
     checks = checks_of(result)
     assert result["path"]["mtu"] == 9000
     assert result["path"]["sender_mtu"] == result["path"]["receiver_mtu"] == 9000
@@ -80,6 +81,10 @@ def test_healthy_jumbo_path(make_lab):
     assert checks["retransmit rate"]["status"] == "pass"
     assert result["verdict"] != "fail" and not result["partial"]
     assert result["interfaces"]["sender"]["name"] == "eth0"
+    compare = result["jumbo_compare"]
+    assert compare["jumbo"]["mss"] > 8000 and compare["standard"]["mss"] <= 1460
+    assert checks["jumbo frame effectiveness"]["status"] in ("pass", "warn")
+    assert "CPU per GB" in checks["jumbo frame effectiveness"]["detail"]
 
 
 def test_jumbo_black_hole_fails_fast_naming_the_mtu_mismatch(make_lab):
