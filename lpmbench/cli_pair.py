@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from . import eventloop, htmlreport, lpm, report, units
+from . import eventloop, htmlreport, lpm, report, tlsconfig, units
 from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
 from .cli_plan import parse_or_die
 from .local import LocalAgentError, local_agents
@@ -54,6 +54,11 @@ def pair(
     redundant: Annotated[Optional[tuple[str, str]], typer.Option(
         metavar="A2 B2", help="A second (redundant) MSP pair run at the same time: A2 sends to B2. LPM's redundant "
                               "MSP pairs carry memory in parallel; the verdict judges their sum.")] = None,
+    tls: Annotated[bool, typer.Option(help="Use TLS to the agents' control ports, trusting the system CAs.")] = False,
+    tls_ca: Annotated[Optional[str], typer.Option(help="Use TLS and trust agents signed by this CA (PEM).")] = None,
+    tls_cert: Annotated[Optional[str], typer.Option(help="Client certificate (PEM) for agents run with --tls-ca.")]
+    = None,
+    tls_key: Annotated[Optional[str], typer.Option(help="Key of --tls-cert (PEM).")] = None,
     local: Annotated[bool, typer.Option(help="Start two agents on this host (127.0.0.1 sends to 127.0.0.2) with a "
                                              "throwaway key, run, and stop them.")] = False,
 ) -> None:
@@ -102,7 +107,13 @@ def pair(
             key = load_key_or_die(key_file)
             if key is None and not insecure:
                 raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
-            configs = [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure,
+            tls_context = None
+            if tls or tls_ca or tls_cert:
+                try:
+                    tls_context = tlsconfig.client_context(tls_ca, tls_cert, tls_key)
+                except tlsconfig.TlsConfigError as exc:
+                    raise die(str(exc)) from None
+            configs = [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, ssl=tls_context,
                                   **{**base, "data_host": data_host if i == 0 else None})
                        for i, (a, b) in enumerate(hosts)]
             result = eventloop.run(runner(configs, on_interval))
