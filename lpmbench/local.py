@@ -65,7 +65,7 @@ def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[t
                 logs.append(log)
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
-                     "--key-file", key_path, "--data-ports", "0-0", *extra_args],
+                     "--key-file", key_path, "--data-ports", "0-0", "--metrics-port", "0", *extra_args],
                     stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
                 procs.append(proc)
                 endpoints.append(Endpoint(address, wait_ready(proc, address, log)))

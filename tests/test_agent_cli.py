@@ -1,0 +1,112 @@
+"""`lpmbench agent` as a user starts it: option errors, SIGHUP key reload, TLS and allow lists end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import trustme
+from typer.testing import CliRunner
+
+from lpmbench import keys
+from lpmbench.cli import app
+from lpmbench.local import wait_ready
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--allow", "10.0.0.0/33"], "not an address"),
+    (["--allow-peer", "nonsense"], "not an address"),
+    (["--max-rate", "fast"], "rate"),
+    (["--tls-cert", "/nonexistent.pem"], "--tls-key"),
+    (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "does not exist"),
+    (["--every", "6h"], "--peer"),
+    (["--peer", "msp-b", "--every", "5x"], "bad interval"),
+])
+def test_agent_option_errors_exit_2(key_file, args, needle):
+    result = runner.invoke(app, ["agent", "--key-file", key_file, "--port", "0", "--metrics-port", "0", *args])
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+
+
+class AgentProcess:
+    def __init__(self, address: str, *args: str) -> None:
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
+                                      "--data-ports", "0-0", "--metrics-port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, stdin=subprocess.DEVNULL)
+        self.label = f"{address}:{wait_ready(self.proc, address, self.log)}"
+
+    def logs(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=15)
+        self.log.close()
+        return code
+
+
+def pair(a: AgentProcess, b: AgentProcess, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lpmbench", "pair", a.label, b.label, "--duration", "0.5",
+                           "--streams", "2", "--json", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_sighup_reloads_the_key_and_sigterm_stops_cleanly(tmp_path):
+    key_path = str(tmp_path / "key")
+    keys.write_key(key_path, keys.generate_key())
+    a, b = AgentProcess("127.0.0.1", "--key-file", key_path), AgentProcess("127.0.0.2", "--key-file", key_path)
+    try:
+        old = tmp_path / "old"
+        keys.write_key(str(old), open(key_path).read().strip())
+        assert pair(a, b, "--key-file", str(old)).returncode == 0
+        keys.write_key(key_path, keys.generate_key())
+        for agent in (a, b):
+            agent.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        refused = pair(a, b, "--key-file", str(old))
+        assert refused.returncode == 2 and "wrong key" in refused.stderr
+        accepted = pair(a, b, "--key-file", key_path)
+        assert accepted.returncode == 0, accepted.stderr
+        assert "key reloaded" in a.logs()
+    finally:
+        codes = [a.stop(), b.stop()]
+    assert codes == [0, 0]
+
+
+def test_tls_and_allow_lists_from_the_command_line(tmp_path, key_file):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "127.0.0.2")
+    cert_pem, key_pem, ca_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_pem))
+    cert.private_key_pem.write_to_path(str(key_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    os.chmod(key_pem, 0o600)
+    tls = ("--tls-cert", str(cert_pem), "--tls-key", str(key_pem))
+    a = AgentProcess("127.0.0.1", "--key-file", key_file, *tls, "--allow", "127.0.0.0/8")
+    b = AgentProcess("127.0.0.2", "--key-file", key_file, *tls, "--allow-peer", "127.0.0.1")
+    try:
+        ok = pair(a, b, "--key-file", key_file, "--tls-ca", str(ca_pem))
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout)["bytes"] > 0
+        untrusted = pair(a, b, "--key-file", key_file, "--tls")
+        assert untrusted.returncode == 2 and "TLS" in untrusted.stderr
+    finally:
+        a.stop()
+        b.stop()
+    c = AgentProcess("127.0.0.1", "--key-file", key_file, "--allow", "192.0.2.0/24")
+    d = AgentProcess("127.0.0.2", "--key-file", key_file)
+    try:
+        refused = pair(c, d, "--key-file", key_file)
+        assert refused.returncode == 2 and "--allow" in refused.stderr
+    finally:
+        c.stop()
+        d.stop()
