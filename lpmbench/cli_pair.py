@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import eventloop, htmlreport, lpm, report, tlsconfig, units
 from .cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die
@@ -130,13 +131,17 @@ def pair(
         sys.stdout.write(report.render_json(result) + "\n")
     else:
         report.render_terminal(result, Console())
+    if result.get("agent_lost"):
+        err.print(f"[bold red]lpmbench:[/bold red] {escape(str(result['error']))}; the result is partial",
+                  highlight=False)
     raise typer.Exit(exit_code(result))
 
 
 def exit_code(result: dict[str, Any]) -> int:
-    if result["verdict"] == "fail":
-        return EXIT_FAIL
-    return EXIT_ERROR if result.get("partial") else EXIT_OK
+    """2 when an agent was lost mid-run (a runtime error, not a judgment of the network), else by verdict."""
+    if result.get("agent_lost"):
+        return EXIT_ERROR
+    return EXIT_FAIL if result["verdict"] == "fail" else EXIT_OK
 
 
 def _endpoint(text: Optional[str]) -> Endpoint:

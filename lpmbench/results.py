@@ -127,6 +127,7 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
                  sender: dict[str, Any], receiver: dict[str, Any], sender_result: dict[str, Any] | None,
                  receiver_result: dict[str, Any] | None, errors: list[str]) -> dict[str, Any]:
     """The result document; ``config`` is a pair.PairConfig."""
+    agent_lost = bool(errors)  # the orchestrator lost an agent (died, went silent), as opposed to a run that failed
     errors = list(errors)
     for role, final in (("sender", sender_result), ("receiver", receiver_result)):
         if final and final.get("error"):
@@ -167,6 +168,7 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
         "interfaces": {"sender": tx_report.get("interface"), "receiver": rx_report.get("interface")},
         "stalled": bool(tx_report.get("stalled")),
         "partial": partial,
+        "agent_lost": agent_lost,
         "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
     }
     result["wire_limit_bps"] = diagnosis.wire_limit_bps(result)
@@ -246,6 +248,7 @@ def combine_pairs(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
     combined["aggregate_goodput_bps"] = sum(r["goodput_bps"] for r in per_pair)
     errors = [f"pair {i + 1}: {r['error']}" for i, r in enumerate(per_pair) if r["error"]]
     combined["partial"] = any(r["partial"] for r in per_pair)
+    combined["agent_lost"] = any(r.get("agent_lost") for r in per_pair)
     combined["error"] = "; ".join(errors) if errors else None
     return finalize(combined)
 
