@@ -16,7 +16,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import protocol, results
+from . import protocol, results, runs
 from .agent import DEFAULT_CONTROL_PORT
 
 CONNECT_TIMEOUT_S = 5.0
@@ -284,7 +284,8 @@ class _Run:
     async def _collect(self) -> None:
         """Read both agents until both sent their result, one fails, or time runs out."""
         loop = asyncio.get_running_loop()
-        hard_deadline = loop.time() + self.config.duration + RESULT_GRACE_S + 2 * self.config.interval
+        hard_deadline = (loop.time() + runs.ARM_TIMEOUT_S + self.config.duration + RESULT_GRACE_S
+                         + 2 * self.config.interval)
         silence = 2 * self.config.interval + SILENCE_SLACK_S
         tasks = {role: asyncio.ensure_future(self._listen(role, client, silence, hard_deadline))
                  for role, client in (("sender", self.sender), ("receiver", self.receiver))}
@@ -306,12 +307,17 @@ class _Run:
     async def _listen(self, role: str, client: AgentClient, silence: float, hard_deadline: float) -> None:
         loop = asyncio.get_running_loop()
         host = client.endpoint.label
+        # Before its first report an agent may be probing the path and connecting the streams, and a receiver
+        # waits up to runs.ARM_TIMEOUT_S for them: allow that much before calling it silent.
+        startup = runs.ARM_TIMEOUT_S + silence
+        heard = False
         while True:
             remaining = hard_deadline - loop.time()
             if remaining <= 0:
                 self.errors.append(f"{role} {host}: no result by the run's deadline")
                 return
-            message = await client.next_message(min(silence, remaining))
+            message = await client.next_message(min(silence if heard else startup, remaining))
+            heard = True
             if isinstance(message, protocol.Failure):
                 what = "went silent" if message.code == "timeout" else "failed"
                 self.errors.append(f"{role} {host} {what} during the run: {message.message}")
