@@ -4,6 +4,15 @@ The C extension (``lpmbench._lpmbench``, built from ``ext/``) is used when it im
 ``LPMBENCH_NO_EXTENSIONS=1`` is set or the interpreter is not CPython. Both twins expose the same API:
 ``new_counters``, ``send_stream``, ``recv_stream``, ``SLOT_BYTES``, ``SLOT_STOP``, ``SEND_METHODS``
 and ``IMPLEMENTATION`` ("c" or "python").
+
+``send_stream(..., method="auto")`` follows one policy in both twins (AUTO_POLICY in ext/loops.c, with
+the measurements behind it): plain ``send`` to a peer on a loopback address, where the receiver copies
+anyway; otherwise ``zerocopy``, switching to ``send`` once the kernel reports that it copies anyway
+(a namespace on the same host, a device without scatter-gather); ``sendfile`` then ``send`` when the
+kernel refuses zerocopy. The method that carried the run is returned as ``method_used``.
+
+The loops work on a duplicate of the caller's descriptor: closing the caller's descriptor does not end
+a running loop (nor the connection); set ``counters[SLOT_STOP]`` (or ``shutdown()`` the socket).
 """
 
 from __future__ import annotations

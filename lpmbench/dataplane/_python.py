@@ -2,8 +2,9 @@
 
 The C twin in ``ext/_lpmbench.c`` implements exactly this API. Both loops:
 
-* take the socket as a plain file descriptor, which they never close; the descriptor is non-blocking
-  for the run (``sendfile`` has no per-call "don't wait" flag) and its original flags are restored;
+* take the socket as a plain file descriptor, which they never close (they work on a duplicate); the
+  socket is non-blocking for the run (``sendfile`` has no per-call "don't wait" flag) and its original
+  flags are restored;
 * stop at the monotonic deadline (``time.monotonic_ns()`` clock), at ``max_bytes``, at EOF, or as soon as
   ``counters[SLOT_STOP]`` becomes non-zero (checked at least every ``POLL_SLICE_MS``);
 * publish progress in ``counters[SLOT_BYTES]`` (bytes moved by this call) after every system call, so
@@ -44,6 +45,7 @@ _LINUX = sys.platform.startswith("linux")
 _SO_ZEROCOPY = 60
 _MSG_ZEROCOPY = 0x4000000
 _SO_EE_ORIGIN_ZEROCOPY = 5
+_SO_EE_CODE_ZEROCOPY_COPIED = 1
 _RECVERR = {(getattr(socket, "SOL_IP", 0), 11), (socket.IPPROTO_IPV6, 25)}  # IP_RECVERR, IPV6_RECVERR
 # struct sock_extended_err: ee_errno, ee_origin, ee_type, ee_code, ee_pad, ee_info, ee_data
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
@@ -51,6 +53,8 @@ _EXTENDED_ERR = struct.Struct("=IBBBBII")
 _MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 #: MSG_ZEROCOPY sends allowed to wait for their completion (pinned pages, optmem); same as the C twin.
 ZEROCOPY_MAX_INFLIGHT = 64
+#: "auto" judges after this many zerocopy completions whether the kernel copies anyway.
+ZEROCOPY_PROBE_SENDS = 16
 
 _HAVE_ZEROCOPY = _LINUX and not platform.machine().lower().startswith(("sparc", "parisc"))
 _HAVE_SENDFILE = hasattr(os, "memfd_create") and hasattr(os, "sendfile")
@@ -147,22 +151,28 @@ class _ZeroCopySender(_PlainSender):
 
     The kernel pins the pages until the peer acknowledges them, possibly after this call returns, so
     the sends come from a private anonymous copy of the payload: unmapping it drops only our mapping.
+    With ``probing`` ("auto") it switches to plain send once most early completions say the kernel
+    copied anyway, as the C twin does (AUTO_POLICY in ext/loops.c).
     """
 
     name = "zerocopy"
 
-    def __init__(self, sock: socket.socket, payload: memoryview, deadline_ns: int) -> None:
+    def __init__(self, sock: socket.socket, payload: memoryview, deadline_ns: int, probing: bool = False) -> None:
         super().__init__(sock, payload, deadline_ns)
         sock.setsockopt(socket.SOL_SOCKET, _SO_ZEROCOPY, 1)
         self._region = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE)
         self._region.write(payload)
         self._view = memoryview(self._region)
         self._errors = _Poller(sock.fileno(), 0, deadline_ns)  # poll() always reports POLLERR
-        self._issued = 0
+        self._probing = probing
+        self._issued = self._completed = self._copied = 0
         self._reap()  # notifications left by an earlier call on this socket are not ours
-        self._completed = 0
+        self._completed = self._copied = 0
 
     def send(self, want: int) -> int:
+        self._judge()
+        if self.name != "zerocopy":
+            return super().send(want)
         if self._issued - self._completed >= ZEROCOPY_MAX_INFLIGHT:
             self._make_room()
             return 0
@@ -188,6 +198,13 @@ class _ZeroCopySender(_PlainSender):
         self._view.release()
         self._region.close()
 
+    def _judge(self) -> None:
+        if not self._probing or self._completed < ZEROCOPY_PROBE_SENDS:
+            return
+        self._probing = False
+        if self._copied * 2 > self._completed:
+            self.name = "send"
+
     def _make_room(self) -> None:
         if not self._reap():
             self._errors.wait()
@@ -195,20 +212,23 @@ class _ZeroCopySender(_PlainSender):
 
     def _reap(self) -> bool:
         """Drain the error queue; True when some send completed."""
-        reaped = False
+        before = self._completed
         while True:
             try:
                 _, ancillary, _, _ = self._sock.recvmsg(0, 256, socket.MSG_ERRQUEUE)
             except BlockingIOError:
-                return reaped
+                return self._completed != before
             for level, kind, data in ancillary:
-                if (level, kind) not in _RECVERR or len(data) < _EXTENDED_ERR.size:
-                    continue
-                ee_errno, origin, _, _, _, first, last = _EXTENDED_ERR.unpack_from(data)
-                if origin == _SO_EE_ORIGIN_ZEROCOPY and ee_errno == 0:
-                    # One notification covers the inclusive range [first, last] of 32-bit send ids.
-                    self._completed += ((last - first) & 0xFFFFFFFF) + 1
-                    reaped = True
+                if (level, kind) in _RECVERR and len(data) >= _EXTENDED_ERR.size:
+                    self._note(*_EXTENDED_ERR.unpack_from(data))
+
+    def _note(self, ee_errno: int, origin: int, _type: int, code: int, _pad: int, first: int, last: int) -> None:
+        if origin != _SO_EE_ORIGIN_ZEROCOPY or ee_errno != 0:
+            return
+        sends = ((last - first) & 0xFFFFFFFF) + 1  # the inclusive range [first, last] of 32-bit send ids
+        self._completed += sends
+        if code & _SO_EE_CODE_ZEROCOPY_COPIED:
+            self._copied += sends
 
 
 _SENDERS = {"zerocopy": _ZeroCopySender, "sendfile": _SendfileSender, "send": _PlainSender}
@@ -228,32 +248,47 @@ def _peer_is_loopback(sock: socket.socket) -> bool:
 
 
 def _auto_methods(sock: socket.socket) -> list[str]:
-    """What "auto" tries, in order; the same policy as the C twin (see AUTO_POLICY there)."""
-    return [name for name in SEND_METHODS if name != "zerocopy" or not _peer_is_loopback(sock)]
+    """What "auto" tries, best first: the C twin's AUTO_POLICY (measurements in ext/loops.c)."""
+    if _peer_is_loopback(sock):
+        return ["send"]  # the receiver copies anyway: one copy by send() is the cheapest
+    return list(SEND_METHODS)
 
 
 def _open_sender(method: str, sock: socket.socket, payload: memoryview, deadline_ns: int) -> _PlainSender:
-    candidates = _auto_methods(sock) if method == "auto" else [method]
-    for name in candidates[:-1]:
+    if method != "auto":
+        return _SENDERS[method](sock, payload, deadline_ns)
+    *preferred, last = _auto_methods(sock)
+    for name in preferred:
         try:
+            if name == "zerocopy":
+                return _ZeroCopySender(sock, payload, deadline_ns, probing=True)
             return _SENDERS[name](sock, payload, deadline_ns)
         except OSError:
-            continue  # "auto" degrades to the next method when the kernel refuses this one
-    return _SENDERS[candidates[-1]](sock, payload, deadline_ns)
+            continue  # refused by the kernel: "auto" degrades to the next method
+    return _SENDERS[last](sock, payload, deadline_ns)
 
 
 @contextmanager
 def _nonblocking_socket(fd: int) -> Iterator[socket.socket]:
     """A socket object over a duplicate of ``fd``, non-blocking for the run, original flags restored."""
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    sock = socket.socket(fileno=os.dup(fd))
+    duplicate = os.dup(fd)
     try:
+        sock = socket.socket(fileno=duplicate)
+    except OSError:  # not a socket
+        os.close(duplicate)
+        raise
+    try:
+        flags = fcntl.fcntl(sock.fileno(), fcntl.F_GETFL)
         sock.setblocking(False)
-        yield sock
+        try:
+            yield sock
+        finally:
+            if not flags & os.O_NONBLOCK:
+                # Through our duplicate: should the caller close or reuse its number meanwhile,
+                # this still reaches this socket and no other.
+                fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags)
     finally:
         sock.close()
-        if not flags & os.O_NONBLOCK:
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 def _check_method(method: str) -> None:

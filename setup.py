@@ -1,0 +1,120 @@
+"""Builds lpmbench's optional C data plane, ``lpmbench._lpmbench``, from ``ext/``.
+
+Project metadata lives in pyproject.toml; this file only adds the extension module.
+
+The build is loud about what it produced:
+
+* the C build, when the compiler and the Python headers are there;
+* a pure-Python build when ``LPMBENCH_NO_EXTENSIONS=1`` is set at install time, or on platforms the
+  C twin does not target (non-CPython interpreters, Windows);
+* otherwise a failed compile fails the install, naming what is missing, because a silent fallback
+  would quietly measure a slower data plane.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import shutil
+import sys
+import sysconfig
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NO_EXTENSIONS_VARIABLE = "LPMBENCH_NO_EXTENSIONS"
+EXTENSION = Extension(
+    "lpmbench._lpmbench",
+    sources=["ext/_lpmbench.c", "ext/loops.c"],
+    depends=["ext/loops.h"],
+)
+
+
+def _say(message: str) -> None:
+    """pip shows this with -v, or whenever the build fails."""
+    print(f"lpmbench build: {message}", file=sys.stderr, flush=True)
+
+
+def _pure_build_reason() -> str | None:
+    if os.environ.get(NO_EXTENSIONS_VARIABLE, "") not in ("", "0"):
+        return f"{NO_EXTENSIONS_VARIABLE} is set"
+    if platform.python_implementation() != "CPython":
+        return f"{platform.python_implementation()} uses the pure-Python data plane"
+    if sys.platform.startswith(("win", "cygwin")):
+        return f"the C data plane needs a POSIX socket API ({sys.platform} is not supported)"
+    return None
+
+
+def _missing_build_tools(compiler_command: list[str]) -> list[str]:
+    missing = []
+    if not compiler_command or shutil.which(compiler_command[0]) is None:
+        name = compiler_command[0] if compiler_command else "cc"
+        missing.append(f"a C compiler ({name!r} not found; e.g. apt-get install gcc)")
+    include_dir = sysconfig.get_paths()["include"]
+    if not os.path.exists(os.path.join(include_dir, "Python.h")):
+        missing.append(f"the Python headers (no Python.h in {include_dir}; e.g. apt-get install python3-dev)")
+    return missing
+
+
+def _failure(details: str) -> SystemExit:
+    return SystemExit(
+        f"lpmbench build: could not build the C data plane (lpmbench._lpmbench): {details}\n"
+        f"lpmbench build: install what is missing, or set {NO_EXTENSIONS_VARIABLE}=1 for a pure-Python build."
+    )
+
+
+class LoudBuildExt(build_ext):
+    """build_ext that says which build it made and fails with a named cause instead of a traceback."""
+
+    def run(self) -> None:
+        reason = _pure_build_reason()
+        if reason is not None:
+            _say(f"PURE-PYTHON build ({reason}); the data plane will be lpmbench.dataplane._python")
+            self.extensions = []
+            _remove_stale_builds(os.path.join(self.build_lib, "lpmbench"))
+            if self.inplace:
+                _remove_stale_builds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpmbench"))
+            return
+        _say(f"building the C data plane with {_compiler_description()}")
+        try:
+            super().run()
+        except Exception as exc:  # distutils raises several unrelated error classes here
+            raise self._explain(exc) from exc
+        _say("C build: lpmbench._lpmbench compiled; the data plane will be the C twin")
+
+    def build_extension(self, ext: Extension) -> None:
+        missing = _missing_build_tools(list(getattr(self.compiler, "compiler_so", None) or []))
+        if missing:
+            raise _failure("missing " + " and ".join(missing))
+        if self.compiler.compiler_type == "unix" and _is_gcc_like(self.compiler.compiler_so):
+            ext.extra_compile_args = ["-Wall", "-Wextra", *ext.extra_compile_args]
+        super().build_extension(ext)
+
+    def _explain(self, exc: Exception) -> SystemExit:
+        if isinstance(exc, SystemExit):
+            return exc
+        return _failure(f"{type(exc).__name__}: {exc}")
+
+
+def _remove_stale_builds(package_dir: str) -> None:
+    """A pure build must not ship or leave an older C build (build/ is reused) that would be imported."""
+    if not os.path.isdir(package_dir):
+        return
+    for name in sorted(os.listdir(package_dir)):
+        if name.startswith("_lpmbench.") and name.endswith((".so", ".pyd", ".sl")):
+            _say(f"removing the earlier C build {os.path.join(package_dir, name)} (pure build requested)")
+            os.remove(os.path.join(package_dir, name))
+
+
+def _is_gcc_like(compiler_command: list[str]) -> bool:
+    name = os.path.basename(compiler_command[0]) if compiler_command else ""
+    return any(tag in name for tag in ("gcc", "clang", "cc")) and "xlc" not in name
+
+
+def _compiler_description() -> str:
+    command = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    return " ".join(shlex.quote(part) for part in command.split())
+
+
+setup(ext_modules=[EXTENSION], cmdclass={"build_ext": LoudBuildExt})
