@@ -38,7 +38,7 @@ def test_agent_option_errors_exit_2(key_file, args, needle):
 
 class AgentProcess:
     def __init__(self, address: str, *args: str) -> None:
-        self.log = tempfile.TemporaryFile("w+")
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
                                       "--data-ports", "0-0", "--metrics-port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, stdin=subprocess.DEVNULL)
@@ -66,7 +66,7 @@ def test_sighup_reloads_the_key_and_sigterm_stops_cleanly(tmp_path):
     a, b = AgentProcess("127.0.0.1", "--key-file", key_path), AgentProcess("127.0.0.2", "--key-file", key_path)
     try:
         old = tmp_path / "old"
-        keys.write_key(str(old), open(key_path).read().strip())
+        keys.write_key(str(old), keys.load_key(key_path).hex())
         assert pair(a, b, "--key-file", str(old)).returncode == 0
         keys.write_key(key_path, keys.generate_key())
         for agent in (a, b):
