@@ -27,6 +27,7 @@ import enum
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import struct
 from dataclasses import dataclass, field
@@ -148,6 +149,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf: no field of ours means infinity
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -160,7 +172,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def decode_body(body: bytes) -> Message:
     """Parse and type-check one frame body. Raises ValueError with a message fit for the peer."""
     try:
-        obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant,
+        obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
                          object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError as exc:
         raise ValueError("frame is not UTF-8") from exc
@@ -241,10 +253,14 @@ class Connection:
         if self.state is not State.READY or kind not in allowed:
             raise ProtocolError(f"{self.role.value} cannot send {kind!r} in state {self.state.value}")
         message = {"type": kind, **fields}
-        decode_body(encode_frame(message)[_HEADER.size:])  # our own output obeys the schema too
+        try:
+            frame = encode_frame(message)
+            decode_body(frame[_HEADER.size:])  # our own output obeys the schema too
+        except (ValueError, TypeError) as exc:
+            raise ProtocolError(f"cannot send {kind!r}: {exc}") from exc
         if kind == "bye":
             self.state = State.CLOSED
-        return encode_frame(message)
+        return frame
 
     def send_error(self, code: str, message: str) -> bytes:
         """An error frame that ends the connection (used by the I/O layer, e.g. on timeouts)."""
@@ -303,7 +319,7 @@ class Connection:
                 "version", f"protocol version {message['version']} is not supported (this side speaks "
                            f"{PROTOCOL_VERSION}); run the same lpmbench version on every host")
         nonce = message["nonce"]
-        if len(nonce) != 2 * NONCE_BYTES or not all(c in "0123456789abcdef" for c in nonce):
+        if not _is_hex(nonce, 2 * NONCE_BYTES):
             return self._fail("bad_message", "nonce must be 64 lower-case hex digits")
         self._peer_nonce = nonce
         return None
@@ -332,7 +348,8 @@ class Connection:
             return failure
         if self._key is not None:
             expected = compute_mac(self._key, b"lpmbench-client", self._nonce, self._peer_nonce)
-            if not hmac.compare_digest(expected, message["mac"]):
+            mac = message["mac"]  # checked as hex first: compare_digest refuses non-ASCII str with TypeError
+            if not _is_hex(mac, len(expected)) or not hmac.compare_digest(expected, mac):
                 return self._fail("auth", "authentication failed: wrong key")
         self._outbox += encode_frame({"type": "ready", "agent": self._agent_info})
         self.state = State.READY
@@ -349,7 +366,8 @@ class Connection:
             if self._key is None:
                 return self._fail("auth", "agent requires a key: pass --key-file")
             expected = compute_mac(self._key, b"lpmbench-agent", self._nonce, self._peer_nonce)
-            if not hmac.compare_digest(expected, str(message.get("mac", ""))):
+            mac = str(message.get("mac", ""))
+            if not _is_hex(mac, len(expected)) or not hmac.compare_digest(expected, mac):
                 return self._fail("auth", "agent failed authentication: wrong key")
             mac = compute_mac(self._key, b"lpmbench-client", self._peer_nonce, self._nonce)
         elif message["auth"] == AUTH_NONE:
@@ -396,7 +414,7 @@ def new_token() -> str:
 
 
 def valid_token(token: str) -> bool:
-    return len(token) == TOKEN_HEX_CHARS and all(c in "0123456789abcdef" for c in token)
+    return _is_hex(token, TOKEN_HEX_CHARS)
 
 
 def data_hello(token: str, stream_id: int) -> bytes:
