@@ -30,6 +30,10 @@ HANDSHAKE_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 300.0  # an authenticated session with no run and no command is closed after this
 WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone
 READ_CHUNK = 65536
+# Connections still in the handshake at once; beyond this new ones are closed at once, so a client opening
+# connections in a loop cannot exhaust the agent's file descriptors. Authenticated sessions are not counted.
+MAX_HANDSHAKES = 256
+LISTEN_BACKLOG = 512
 
 
 RUN_OPTIONS = frozenset({"send_method", "rx_discard", "rate_bps", "mss", "probe_port"})
@@ -65,6 +69,13 @@ Listener = Callable[[str, dict[str, Any]], None]
 RECENT_RUNS = 64  # run ids remembered so a later "summary" can be matched to the role and peer
 
 
+MAX_RATE_BPS = 1e13  # 10 Tbit/s: beyond any MSP link; also keeps pacing arithmetic in range
+
+
+def _printable_ascii(text: str, limit: int) -> bool:
+    return 0 < len(text) <= limit and text.isascii() and text.isprintable()
+
+
 class Agent:
     def __init__(self, config: AgentConfig, listeners: list[Listener] | None = None) -> None:
         self.config = config
@@ -87,6 +98,7 @@ class Agent:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, host=self.config.bind,
                                                   port=self.config.port, reuse_address=True, ssl=self.config.ssl,
+                                                  backlog=LISTEN_BACKLOG,
                                                   ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.config.ssl
                                                   else None)
 
@@ -118,6 +130,12 @@ class Agent:
         task = asyncio.current_task()
         assert task is not None
         session = ControlSession(self, reader, writer)
+        handshaking = sum(1 for s in self._sessions.values() if s.conn.state is not protocol.State.READY)
+        if handshaking >= MAX_HANDSHAKES:
+            log.warning("control connection from %s dropped: %d handshakes already pending", session.peer,
+                        handshaking)
+            writer.close()
+            return
         if not allowed(session.address, self.config.allow_clients):
             log.warning("control connection from %s refused: not in --allow", session.peer)
             writer.write(protocol.Connection(protocol.Role.AGENT, None).send_error(
@@ -155,8 +173,8 @@ class Agent:
     def check_limits(self, streams: int, duration: float, interval: float, rate_bps: Any = None) -> str | None:
         limits = self.config.limits
         if rate_bps is not None and (not isinstance(rate_bps, (int, float)) or isinstance(rate_bps, bool)
-                                     or rate_bps <= 0):
-            return "rate_bps must be a positive number"
+                                     or not 0 < rate_bps <= MAX_RATE_BPS):
+            return f"rate_bps must be a number above 0 and at most {MAX_RATE_BPS:.0e}"
         if limits.max_rate_bps and rate_bps and rate_bps > limits.max_rate_bps:
             return f"rate {rate_bps:.0f} bit/s exceeds this agent's limit of {limits.max_rate_bps:.0f} bit/s"
         if not 1 <= streams <= limits.max_streams:
@@ -187,19 +205,27 @@ class ControlSession:
         self.run: Any = None
 
     async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The handshake has one deadline from accept, not one per read: a byte every 100 ms must not hold it.
+        handshake_deadline = loop.time() + HANDSHAKE_TIMEOUT_S
         authenticated = False
         while True:
-            timeout = IDLE_TIMEOUT_S if authenticated else HANDSHAKE_TIMEOUT_S
-            try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
-            except asyncio.TimeoutError:
+            timeout = IDLE_TIMEOUT_S if authenticated else max(0.0, handshake_deadline - loop.time())
+            read = asyncio.ensure_future(self.reader.read(READ_CHUNK))
+            done, _ = await asyncio.wait({read}, timeout=timeout)
+            if not done:
+                read.cancel()
+                with contextlib.suppress(BaseException):
+                    await read
                 if self.run_task is not None:
                     continue  # a run is going on; it ends by its own deadline
                 what = "handshake" if not authenticated else "idle session"
                 log.info("%s from %s timed out", what, self.peer)
                 await self._write(self.conn.send_error("timeout", f"{what} timed out"))
                 return
-            except ConnectionError:
+            try:
+                data = read.result()
+            except OSError:  # reset, or ETIMEDOUT from keepalive / TCP_USER_TIMEOUT: the orchestrator is gone
                 data = b""
             self.conn.receive_data(data)
             if not await self._drain_events():
@@ -238,7 +264,8 @@ class ControlSession:
             return
         spec_error = self._validate(message)
         if spec_error:
-            await self._send("error", code="bad_request", message=spec_error, run_id=message["run_id"])
+            run_id = message["run_id"] if _printable_ascii(message["run_id"], 64) else "?"  # never echo junk back
+            await self._send("error", code="bad_request", message=spec_error, run_id=run_id)
             return
         busy = self.agent.busy_with()
         if busy is not None or self.run is not None:
@@ -253,10 +280,12 @@ class ControlSession:
             await self._start(spec, message["host"], message["port"])
 
     def _validate(self, message: protocol.Message) -> str | None:
+        if not _printable_ascii(message["run_id"], 64):
+            return "run_id must be 1..64 printable ASCII characters"
         if not protocol.valid_token(message["token"]):
             return "token must be 32 lower-case hex digits"
-        if not 0 < len(message["run_id"]) <= 64:
-            return "run_id must be 1..64 characters"
+        if message.type == "start" and not _printable_ascii(message["host"], 253):
+            return "host must be a name or address of 1..253 printable ASCII characters"
         options = message.get("options") or {}
         unknown = set(options) - RUN_OPTIONS
         if unknown:
@@ -273,8 +302,11 @@ class ControlSession:
                     f"(have: {', '.join(dataplane.SEND_METHODS)})")
         if message.type == "start" and not 0 < message["port"] < 65536:
             return "port must be 1..65535"
-        return self.agent.check_limits(message["streams"], float(message["duration"]), float(message["interval"]),
-                                       options.get("rate_bps"))
+        try:
+            duration, interval = float(message["duration"]), float(message["interval"])
+        except OverflowError:
+            return "duration and interval must be ordinary numbers of seconds"
+        return self.agent.check_limits(message["streams"], duration, interval, options.get("rate_bps"))
 
     async def _arm(self, spec: RunSpec) -> None:
         run = ReceiverRun(spec, self._report, self.agent.facts(), self.agent.config.bind,
@@ -315,8 +347,11 @@ class ControlSession:
             await self._send("result", run_id=run.spec.run_id, role=run.role, data=data)
             log.info("run %s finished after %.1f s%s", run.spec.run_id, time.monotonic() - started,
                      f" with error: {data['error']}" if data.get("error") else "")
-        except Exception:  # noqa: BLE001 - report and free the slot whatever happened
+        except Exception as exc:  # noqa: BLE001 - report and free the slot whatever happened
             log.exception("run %s failed", run.spec.run_id)
+            with contextlib.suppress(Exception):
+                await self._send("error", code="run_failed", message=f"run failed on this agent: {exc!r}"[:500],
+                                 run_id=run.spec.run_id)
         finally:
             self.agent.runs.pop(run.spec.run_id, None)
             self.run = None

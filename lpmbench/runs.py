@@ -33,6 +33,7 @@ DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arr
 # black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
 # diagnosis instead of running into the kernel's retransmission timeout.
 STALL_MIN_S = 3.0
+MAX_PENDING_ADMISSIONS = 64  # data connections waiting to show a token at once; more are closed at once
 PROBE_MTU_CEILING = 9216  # largest jumbo frame commonly configured; loopback's 64 KiB MTU is not a path
 
 Report = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -270,50 +271,65 @@ class ReceiverRun(_Run):
         return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES])} for i, c in enumerate(self._counters)]
 
     async def _accept_all(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Accept until every stream slot holds a connection that showed our token.
+
+        Each connection is admitted in a task of its own, so strangers that connect and stay silent cannot hold
+        up the real streams; at most MAX_PENDING_ADMISSIONS wait at once, later ones are closed at once.
+        """
         deadline = time.monotonic() + ARM_TIMEOUT_S
-        while any(s is None for s in self._sockets):
-            accept = asyncio.ensure_future(loop.sock_accept(self._listener))  # type: ignore[arg-type]
-            aborted = asyncio.ensure_future(self._aborted.wait())
-            done, _ = await asyncio.wait({accept, aborted}, timeout=max(0.0, deadline - time.monotonic()),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            aborted.cancel()
-            if accept not in done:
-                accept.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await accept
+        admissions: set[asyncio.Future] = set()
+        aborted = asyncio.ensure_future(self._aborted.wait())
+        accept: asyncio.Future | None = None
+        try:
+            while not all(self._sockets):
+                if accept is None:
+                    accept = asyncio.ensure_future(loop.sock_accept(self._listener))  # type: ignore[arg-type]
+                done, _ = await asyncio.wait({accept, aborted, *admissions}, return_when=asyncio.FIRST_COMPLETED,
+                                             timeout=max(0.0, deadline - time.monotonic()))
                 if aborted in done:
                     raise RunAborted(self._abort_reason or "aborted")
-                raise asyncio.TimeoutError()
-            conn, _ = accept.result()
-            await self._admit(loop, conn, deadline)
+                if not done:
+                    raise asyncio.TimeoutError()
+                admissions -= done
+                if accept in done:
+                    conn, _ = accept.result()
+                    accept = None
+                    if len(admissions) >= MAX_PENDING_ADMISSIONS:
+                        conn.close()
+                    else:
+                        admissions.add(asyncio.ensure_future(self._admit(loop, conn, deadline)))
+        finally:
+            for task in (aborted, accept, *admissions):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (accept, *admissions) if t is not None), return_exceptions=True)
 
     async def _admit(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> None:
         """Read the data hello; keep the connection only if it carries our token for a free stream slot."""
-        conn.setblocking(False)
-        if not allowed(_peer_address(conn), self._allow_peers):
-            conn.close()
-            return
+        kept = False
         try:
+            conn.setblocking(False)
+            address = _peer_address(conn)
+            if address is None or not allowed(address, self._allow_peers):
+                return
             raw = await asyncio.wait_for(_recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
                                          min(CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
-        except (asyncio.TimeoutError, OSError):
-            conn.close()
-            return
-        stream_id = protocol.parse_data_hello(raw, self.spec.token)
-        if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
-            conn.close()  # not our sender: no accept byte, no data
-            return
-        try:
+            stream_id = protocol.parse_data_hello(raw, self.spec.token)
+            if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
+                return  # not our sender: no accept byte, no data
             await loop.sock_sendall(conn, protocol.ACCEPT_BYTE)
-        except OSError:
-            conn.close()
+            sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
+            self._sockets[stream_id] = conn
+            kept = True
+            if self._peer is None:
+                self._peer = address
+                # The interface toward the sender is known now; audit it while the streams run.
+                self._audit_task = loop.run_in_executor(None, self._audit.start, address)
+        except (asyncio.TimeoutError, OSError):
             return
-        sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
-        self._sockets[stream_id] = conn
-        if self._peer is None:
-            self._peer = str(conn.getpeername()[0])
-            # The interface toward the sender is known now; audit it while the streams run.
-            self._audit_task = asyncio.get_running_loop().run_in_executor(None, self._audit.start, self._peer)
+        finally:
+            if not kept:
+                conn.close()
 
     def _close_listener(self) -> None:
         if self._listener is not None:
@@ -357,7 +373,8 @@ class SenderRun(_Run):
         try:
             address = await self._prepare(loop)
             await self._connect_all(loop)
-        except (OSError, asyncio.TimeoutError, RunAborted) as exc:
+        except (OSError, asyncio.TimeoutError, RunAborted, ValueError, OverflowError) as exc:
+            # ValueError covers UnicodeError from a host name IDNA cannot encode.
             connect_error = f"cannot open data streams to {self._host}:{self._port}: {_describe(exc)}"
             self._record_error(self._abort_reason or connect_error)
             self._close_sockets()
