@@ -32,7 +32,7 @@ WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone
 READ_CHUNK = 65536
 # Connections still in the handshake at once; beyond this new ones are closed at once, so a client opening
 # connections in a loop cannot exhaust the agent's file descriptors. Authenticated sessions are not counted.
-MAX_HANDSHAKES = 256
+MAX_HANDSHAKES = 512
 LISTEN_BACKLOG = 512
 
 

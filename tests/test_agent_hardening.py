@@ -159,3 +159,25 @@ def test_agent_shutdown_mid_run_reports_aborted_partial_result(run_async):
     result, took = run_async(main())
     assert result["partial"] is True and "shutting down" in result["error"]
     assert result["bytes"] > 0 and took < 10
+
+
+def test_connections_beyond_the_handshake_cap_are_closed_at_once(run_async, monkeypatch):
+    from lpmbench import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "MAX_HANDSHAKES", 5)
+
+    async def main():
+        async with agents() as (ends, _):
+            idle = [await asyncio.open_connection(ends[1].host, ends[1].port) for _ in range(5)]
+            await asyncio.sleep(0.2)
+            reader, writer = await asyncio.open_connection(ends[1].host, ends[1].port)
+            closed_at_once = await asyncio.wait_for(reader.read(), 2) == b""
+            writer.close()
+            for _, w in idle:
+                w.close()
+            await asyncio.sleep(0.2)
+            after = await run_pair(config(ends))
+            return closed_at_once, after
+
+    closed_at_once, after = run_async(main())
+    assert closed_at_once and after["partial"] is False
