@@ -382,7 +382,7 @@ def test_decoded_numbers_are_finite(number: bytes) -> None:
 # replay authenticates and mutations land in every state, not just the first frame.
 CLIENT_NONCE, AGENT_NONCE = "c" * 64, "a" * 64
 LITERALS = [b"true", b"false", b"null", b"-1", b"0", b"1e999", b"-1e999", b"4.5", b"[]", b"{}", b'"x"', b'""',
-            b"99999999999999999999999", b"[" * 50, b'"\ud800"', b"NaN", b"\xff", b'{"type":"bye"}']
+            b"99999999999999999999999", b"[" * 50, rb'"\ud800"', b"NaN", b"\xff", b'{"type":"bye"}']
 
 
 def recorded_session() -> tuple[list[bytes], list[bytes]]:
