@@ -12,9 +12,7 @@ import contextlib
 import dataclasses
 import errno
 import os
-import random
 import socket
-import threading
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Any, Callable, Optional
 from . import dataplane, pathprobe, protocol, sockopts
 from .hostinfo import CpuMeter, InterfaceAudit, tcpinfo
 from .netacl import allowed
+from .streamio import bind_in_range, describe, peer_address, recv_exactly, spawn_thread
 
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
 RECV_BUFFER_BYTES = 1 << 20
@@ -52,36 +51,6 @@ class RunSpec:
 
 class RunAborted(Exception):
     pass
-
-
-def _spawn(loop: asyncio.AbstractEventLoop, name: str, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
-    """Run ``fn`` in a dedicated thread (not the default executor: it has too few workers for 64 streams)."""
-    future = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def runner() -> None:
-        try:
-            result, error = (fn(*args), time.monotonic()), None
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop, which decides
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting any more
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=runner, name=name, daemon=True).start()
-    return future
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
-    return str(exc) or type(exc).__name__
 
 
 class _Run:
@@ -172,7 +141,7 @@ class _Run:
     def _collect_stream_errors(self, futures: list[asyncio.Future]) -> None:
         for stream_id, future in enumerate(futures):
             if future.done() and not future.cancelled() and future.exception() is not None:
-                self._record_error(f"stream {stream_id}: {_describe(future.exception())}")
+                self._record_error(f"stream {stream_id}: {describe(future.exception())}")
 
     def _result(self, elapsed: float, streams: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         data = {"role": self.role, **self._facts, **self._cpu.stop(), "elapsed_s": round(elapsed, 6),
@@ -205,7 +174,7 @@ class ReceiverRun(_Run):
 
     def listen(self) -> int:
         """Bind the data port (from the configured range) and return it."""
-        self._listener = _bind_in_range(self._bind_host, self._port_range)
+        self._listener = bind_in_range(self._bind_host, self._port_range)
         self._listener.listen(self.spec.streams + 4)
         self._listener.setblocking(False)
         self._port = int(self._listener.getsockname()[1])
@@ -264,7 +233,7 @@ class ReceiverRun(_Run):
     def _start_stream(self, loop: asyncio.AbstractEventLoop, stream_id: int, deadline_ns: int) -> asyncio.Future:
         sock = self._sockets[stream_id]
         assert sock is not None
-        return _spawn(loop, f"lpmbench-rx-{stream_id}", dataplane.recv_stream, sock.fileno(),
+        return spawn_thread(loop, f"lpmbench-rx-{stream_id}", dataplane.recv_stream, sock.fileno(),
                       bytearray(RECV_BUFFER_BYTES), deadline_ns, self._counters[stream_id], self.discard)
 
     def _stream_results(self, elapsed: float) -> list[dict[str, Any]]:
@@ -309,10 +278,10 @@ class ReceiverRun(_Run):
         kept = False
         try:
             conn.setblocking(False)
-            address = _peer_address(conn)
+            address = peer_address(conn)
             if address is None or not allowed(address, self._allow_peers):
                 return
-            raw = await asyncio.wait_for(_recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
+            raw = await asyncio.wait_for(recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
                                          min(CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
             stream_id = protocol.parse_data_hello(raw, self.spec.token)
             if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
@@ -357,7 +326,7 @@ class SenderRun(_Run):
         self.used_method: str | None = None
         self._final_tcp: list[dict[str, Any] | None] = [None] * spec.streams
         self._probe: pathprobe.ProbeResult | None = None
-        self._progress = (-1, 0.0)  # (bytes acknowledged by all streams, when that last changed)
+        self._progress: dict[int, tuple[int, float]] = {}  # stream -> (bytes acknowledged, when that changed)
         self.stalled = False
 
     @property
@@ -375,7 +344,7 @@ class SenderRun(_Run):
             await self._connect_all(loop)
         except (OSError, asyncio.TimeoutError, RunAborted, ValueError, OverflowError) as exc:
             # ValueError covers UnicodeError from a host name IDNA cannot encode.
-            connect_error = f"cannot open data streams to {self._host}:{self._port}: {_describe(exc)}"
+            connect_error = f"cannot open data streams to {self._host}:{self._port}: {describe(exc)}"
             self._record_error(self._abort_reason or connect_error)
             self._close_sockets()
             return self._result(0.0, self._stream_results(), address=None,
@@ -385,7 +354,7 @@ class SenderRun(_Run):
         self._cpu.start()
         t0 = time.monotonic()
         deadline_ns = time.monotonic_ns() + int(self.spec.duration * 1e9)
-        futures = [_spawn(loop, f"lpmbench-tx-{i}", dataplane.send_stream, sock.fileno(), payload, deadline_ns,
+        futures = [spawn_thread(loop, f"lpmbench-tx-{i}", dataplane.send_stream, sock.fileno(), payload, deadline_ns,
                           0, self._counters[i], self.method) for i, sock in enumerate(self._live_sockets())]
         end = await self._sample_until_done(futures, t0)
         self._collect_stream_errors(futures)
@@ -416,20 +385,29 @@ class SenderRun(_Run):
         return address
 
     def _after_interval(self) -> None:
-        """End the run when no stream got anything acknowledged for several intervals (see STALL_MIN_S)."""
-        acked = 0
+        """End the run when any stream got nothing acknowledged for several intervals (see STALL_MIN_S).
+
+        One stalled stream is enough: LPM spreads memory over its streams, and a migration waits for the
+        slowest (e.g. one member of a link aggregation that drops jumbo frames).
+        """
+        now = time.monotonic()
+        window = max(STALL_MIN_S, 3 * self.spec.interval)
+        stalled = []
         for stream_id, counters in enumerate(self._counters):
             tcp = self._tcp_info(stream_id)
-            acked += tcp["bytes_acked"] if tcp and "bytes_acked" in tcp else int(counters[dataplane.SLOT_BYTES])
-        now = time.monotonic()
-        if acked != self._progress[0]:
-            self._progress = (acked, now)
-            return
-        stalled_for = now - self._progress[1]
-        if stalled_for >= max(STALL_MIN_S, 3 * self.spec.interval) and not self._aborted.is_set():
+            acked = tcp["bytes_acked"] if tcp and "bytes_acked" in tcp else int(counters[dataplane.SLOT_BYTES])
+            last_acked, since = self._progress.get(stream_id, (-1, now))
+            if acked != last_acked:
+                self._progress[stream_id] = (acked, now)
+            elif now - since >= window:
+                stalled.append(stream_id)
+        if stalled and not self._aborted.is_set():
             self.stalled = True
-            self.abort(f"streams stalled: nothing acknowledged for {stalled_for:.1f} s on any stream; the path "
-                       f"drops full-size frames (jumbo/MTU black hole) or the link is down")
+            which = "every stream" if len(stalled) == self.spec.streams else \
+                f"stream(s) {', '.join(map(str, stalled))} of {self.spec.streams}"
+            self.abort(f"streams stalled: nothing acknowledged for {window:.1f} s on {which}; the path drops "
+                       f"full-size frames (jumbo/MTU black hole), a link or LAG member is down, a middlebox "
+                       f"blocks the stream, or the receiving agent stopped reading")
 
     def _live_sockets(self) -> list[socket.socket]:
         return [s for s in self._sockets if s is not None]
@@ -454,7 +432,7 @@ class SenderRun(_Run):
                            stream_id: int) -> None:
         await loop.sock_connect(sock, sockaddr)
         await loop.sock_sendall(sock, protocol.data_hello(self.spec.token, stream_id))
-        answer = await _recv_exactly(loop, sock, 1)
+        answer = await recv_exactly(loop, sock, 1)
         if answer != protocol.ACCEPT_BYTE:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "receiver did not accept the stream")
 
@@ -475,43 +453,3 @@ class SenderRun(_Run):
     def _stream_results(self) -> list[dict[str, Any]]:
         return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES]), "tcp": self._final_tcp[i]}
                 for i, c in enumerate(self._counters)]
-
-
-def _peer_address(sock: socket.socket) -> str | None:
-    try:
-        return str(sock.getpeername()[0])
-    except OSError:
-        return None
-
-
-async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = await loop.sock_recv(sock, size - len(data))
-        if not chunk:
-            raise ConnectionResetError(errno.ECONNRESET, "peer closed the data connection early")
-        data += chunk
-    return data
-
-
-def _bind_in_range(host: str | None, port_range: tuple[int, int], attempts: int = 64) -> socket.socket:
-    """A listening socket on a random free port in ``port_range`` (0, 0 means any ephemeral port)."""
-    low, high = port_range
-    candidates = [0] if (low, high) == (0, 0) else random.sample(range(low, high + 1),
-                                                                  min(attempts, high - low + 1))
-    family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-    if host is None and socket.has_ipv6:
-        family = socket.AF_INET6
-    last_error: OSError | None = None
-    for port in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and host is None:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # one port for v4 and v6
-            sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
-            return sock
-        except OSError as exc:
-            sock.close()
-            last_error = exc
-    raise OSError(errno.EADDRINUSE, f"no free data port in {low}-{high}: {last_error}")

@@ -94,3 +94,28 @@ def test_idle_stream_fails():
 def test_overall_ignores_unknown():
     assert verdict.overall([verdict.check("x", "unknown", "")]) == "pass"
     assert verdict.overall([verdict.check("x", "warn", ""), verdict.check("y", "fail", "")]) == "fail"
+
+
+def test_one_stalled_stream_ends_the_run_naming_it(monkeypatch):
+    """The stall detector over real SenderRun code, fed TCP_INFO values: stream 1 stops being acknowledged."""
+    import asyncio
+
+    from lpmbench import runs
+
+    async def no_report(kind, fields):
+        return None
+
+    async def build():
+        return runs.SenderRun(runs.RunSpec("r", "0" * 32, 2, 30.0, 1.0), no_report, {}, "127.0.0.1", 9)
+
+    run = asyncio.run(build())
+    clock = [100.0]
+    acked = {0: 0, 1: 0}
+    monkeypatch.setattr(runs.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run, "_tcp_info", lambda sid: {"bytes_acked": acked[sid]})
+    for _ in range(5):
+        acked[0] += 1000  # stream 0 keeps moving; stream 1 never gets anything acknowledged
+        run._after_interval()
+        clock[0] += 1.0
+    assert run.stalled
+    assert "stream(s) 1 of 2" in run._abort_reason
