@@ -1,10 +1,11 @@
-"""Shared fixtures: run coroutines on both event loops (uvloop and the stock asyncio loop)."""
+"""Shared fixtures: both event loops (uvloop and the stock asyncio loop), both data-plane twins (C, Python)."""
 
 from __future__ import annotations
 
 import os
 import stat
 from collections.abc import Coroutine
+from types import ModuleType
 from typing import Any, Callable
 
 import pytest
@@ -37,3 +38,17 @@ def key_file(tmp_path: Any) -> str:
     keys.write_key(path, keys.generate_key())
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     return path
+
+
+@pytest.fixture(params=["c", "python"])
+def twin(request: pytest.FixtureRequest) -> ModuleType:
+    """The data-plane twin under test: one suite runs over both, as multidict's does."""
+    if request.param == "c":
+        try:
+            from lpmbench import _lpmbench
+        except ImportError as exc:
+            pytest.skip(f"the C data plane is not built ({exc}); `pip install -e .` builds it")
+        return _lpmbench
+    from lpmbench.dataplane import _python
+
+    return _python

@@ -7,16 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 import trustme
+from agent_helpers import AgentProcess
 from typer.testing import CliRunner
 
 from lpmbench import keys
 from lpmbench.cli import app
-from lpmbench.local import wait_ready
 
 runner = CliRunner()
 
@@ -36,23 +35,8 @@ def test_agent_option_errors_exit_2(key_file, args, needle):
     assert needle in result.output
 
 
-class AgentProcess:
-    def __init__(self, address: str, *args: str) -> None:
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
-                                      "--data-ports", "0-0", "--metrics-port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, stdin=subprocess.DEVNULL)
-        self.label = f"{address}:{wait_ready(self.proc, address, self.log)}"
-
-    def logs(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=15)
-        self.log.close()
-        return code
+def started(bind: str, key_file: str | None, log_dir, *extra: str) -> AgentProcess:
+    return AgentProcess(bind, key_file, log_dir, extra=extra).wait_ready()
 
 
 def pair(a: AgentProcess, b: AgentProcess, *args: str) -> subprocess.CompletedProcess:
@@ -63,7 +47,7 @@ def pair(a: AgentProcess, b: AgentProcess, *args: str) -> subprocess.CompletedPr
 def test_sighup_reloads_the_key_and_sigterm_stops_cleanly(tmp_path):
     key_path = str(tmp_path / "key")
     keys.write_key(key_path, keys.generate_key())
-    a, b = AgentProcess("127.0.0.1", "--key-file", key_path), AgentProcess("127.0.0.2", "--key-file", key_path)
+    a, b = started("127.0.0.1", key_path, tmp_path), started("127.0.0.2", key_path, tmp_path)
     try:
         old = tmp_path / "old"
         keys.write_key(str(old), keys.load_key(key_path).hex())
@@ -76,7 +60,7 @@ def test_sighup_reloads_the_key_and_sigterm_stops_cleanly(tmp_path):
         assert refused.returncode == 2 and "wrong key" in refused.stderr
         accepted = pair(a, b, "--key-file", key_path)
         assert accepted.returncode == 0, accepted.stderr
-        assert "key reloaded" in a.logs()
+        assert "key reloaded" in a.log_text()
     finally:
         codes = [a.stop(), b.stop()]
     assert codes == [0, 0]
@@ -91,8 +75,8 @@ def test_tls_and_allow_lists_from_the_command_line(tmp_path, key_file):
     ca.cert_pem.write_to_path(str(ca_pem))
     os.chmod(key_pem, 0o600)
     tls = ("--tls-cert", str(cert_pem), "--tls-key", str(key_pem))
-    a = AgentProcess("127.0.0.1", "--key-file", key_file, *tls, "--allow", "127.0.0.0/8")
-    b = AgentProcess("127.0.0.2", "--key-file", key_file, *tls, "--allow-peer", "127.0.0.1")
+    a = started("127.0.0.1", key_file, tmp_path, *tls, "--allow", "127.0.0.0/8")
+    b = started("127.0.0.2", key_file, tmp_path, *tls, "--allow-peer", "127.0.0.1")
     try:
         ok = pair(a, b, "--key-file", key_file, "--tls-ca", str(ca_pem))
         assert ok.returncode == 0, ok.stderr
@@ -102,8 +86,8 @@ def test_tls_and_allow_lists_from_the_command_line(tmp_path, key_file):
     finally:
         a.stop()
         b.stop()
-    c = AgentProcess("127.0.0.1", "--key-file", key_file, "--allow", "192.0.2.0/24")
-    d = AgentProcess("127.0.0.2", "--key-file", key_file)
+    c = started("127.0.0.1", key_file, tmp_path, "--allow", "192.0.2.0/24")
+    d = started("127.0.0.2", key_file, tmp_path)
     try:
         refused = pair(c, d, "--key-file", key_file)
         assert refused.returncode == 2 and "--allow" in refused.stderr

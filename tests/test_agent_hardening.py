@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 
 import pytest
 import trustme
+from agent_helpers import in_process_agents
 
-from lpmbench.agent import Agent, AgentConfig, AgentLimits
+from lpmbench.agent import AgentLimits
 from lpmbench.netacl import allowed, parse_networks
-from lpmbench.pair import Endpoint, PairConfig, PairError, run_pair
+from lpmbench.pair import PairConfig, PairError, run_pair
 
 KEY = b"k" * 32
 
 
-@contextlib.asynccontextmanager
-async def agents(key=KEY, tls=None, limits=None, **config):
-    started = []
-    for address in ("127.0.0.1", "127.0.0.2"):
-        agent = Agent(AgentConfig(bind=address, port=0, key=key, data_ports=(0, 0), ssl=tls,
-                                  limits=limits or AgentLimits(), **config))
-        await agent.start()
-        started.append(agent)
-    try:
-        yield [Endpoint(a.config.bind, a.port) for a in started], started
-    finally:
-        for agent in started:
-            await agent.close()
+def agents(key=KEY, tls=None, limits=None, **config):
+    return in_process_agents(key, limits=limits, ssl=tls, **config)
 
 
 def config(ends, **kw):

@@ -7,6 +7,7 @@ import contextlib
 import json
 
 import pytest
+from agent_helpers import in_process_agents
 
 from lpmbench import protocol
 from lpmbench.agent import Agent, AgentConfig, AgentLimits
@@ -15,18 +16,8 @@ from lpmbench.pair import AgentClient, Endpoint, PairConfig, PairError, run_pair
 KEY = b"k" * 32
 
 
-@contextlib.asynccontextmanager
-async def agents(key=KEY, **limits):
-    started = []
-    for address in ("127.0.0.1", "127.0.0.2"):
-        agent = Agent(AgentConfig(bind=address, port=0, key=key, data_ports=(0, 0), limits=AgentLimits(**limits)))
-        await agent.start()
-        started.append(agent)
-    try:
-        yield [Endpoint(a.config.bind, a.port) for a in started], started
-    finally:
-        for agent in started:
-            await agent.close()
+def agents(key=KEY, **limits):
+    return in_process_agents(key, limits=AgentLimits(**limits))
 
 
 def config(ends, key=KEY, **kw):

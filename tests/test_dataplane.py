@@ -41,19 +41,6 @@ def no_loop_outlives_its_test() -> Iterator[None]:
     assert not stragglers, "a data-plane loop kept running after its test"
 
 
-@pytest.fixture(params=["c", "python"])
-def twin(request: pytest.FixtureRequest) -> ModuleType:
-    if request.param == "c":
-        try:
-            from lpmbench import _lpmbench
-        except ImportError as exc:
-            pytest.skip(f"the C data plane is not built ({exc}); `pip install -e .` builds it")
-        return _lpmbench
-    from lpmbench.dataplane import _python
-
-    return _python
-
-
 @pytest.fixture(params=("auto", *ALL_METHODS))
 def method(request: pytest.FixtureRequest, twin: ModuleType) -> str:
     if request.param != "auto" and request.param not in twin.SEND_METHODS:

@@ -21,19 +21,6 @@ CHUNK = 16 * 1024
 RSS_TOLERANCE = 4 * 1024 * 1024
 
 
-@pytest.fixture(params=["c", "python"])
-def twin(request: pytest.FixtureRequest) -> ModuleType:
-    if request.param == "c":
-        try:
-            from lpmbench import _lpmbench
-        except ImportError as exc:
-            pytest.skip(f"the C data plane is not built ({exc}); `pip install -e .` builds it")
-        return _lpmbench
-    from lpmbench.dataplane import _python
-
-    return _python
-
-
 @pytest.fixture
 def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     with socket.create_server(("127.0.0.1", 0)) as server:

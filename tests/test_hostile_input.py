@@ -16,17 +16,16 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Callable
 
 import psutil
 import pytest
-from test_peer_death import AgentProcess
+from agent_helpers import AgentProcess, in_process_agents
 
 from lpmbench import agent as agent_module
 from lpmbench import eventloop, keys, pair, protocol, runs
-from lpmbench.agent import Agent, AgentConfig, AgentLimits
+from lpmbench.agent import AgentLimits
 from lpmbench.pair import AgentClient, Endpoint, PairConfig, run_pair
 
 KEY = b"h" * 32
@@ -34,19 +33,8 @@ HEADER = struct.Struct(">I")
 SHORT_HANDSHAKE_S = 1.0
 
 
-@contextlib.asynccontextmanager
-async def agents(**limits: Any) -> AsyncIterator[tuple[list[Endpoint], list[Agent]]]:
-    started = []
-    try:
-        for address in ("127.0.0.1", "127.0.0.2"):
-            agent = Agent(AgentConfig(bind=address, port=0, key=KEY, data_ports=(0, 0),
-                                      limits=AgentLimits(**limits)))
-            await agent.start()
-            started.append(agent)
-        yield [Endpoint(str(a.config.bind), a.port) for a in started], started
-    finally:
-        for agent in started:
-            await agent.close()
+def agents(**limits: Any) -> Any:
+    return in_process_agents(KEY, limits=AgentLimits(**limits))
 
 
 def config(ends: list[Endpoint], key: bytes = KEY, **kw: Any) -> PairConfig:

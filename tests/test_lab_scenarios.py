@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from agent_helpers import AgentProcess
 
 from lpmbench import eventloop, keys
 from lpmbench.lab import Lab, PortSpec
-from lpmbench.local import wait_ready
 from lpmbench.pair import Endpoint, PairConfig, run_pair, run_with_jumbo_compare
 
 pytest_plugins = ["conftest_lab"]
@@ -31,29 +30,13 @@ def lab_agents(lab: Lab) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
     with tempfile.TemporaryDirectory(prefix="lpmbench-lab-") as tmp:
         key_path = os.path.join(tmp, "key")
         keys.write_key(key_path, keys.generate_key())
-        procs, logs, ends = [], [], []
+        agents = [AgentProcess(lab.address(host), key_path, Path(tmp), netns=lab.netns(host)) for host in "ab"]
         try:
-            for host in ("a", "b"):
-                address = lab.address(host)
-                log = open(os.path.join(tmp, f"{host}.log"), "w+")  # noqa: SIM115 - closed below
-                logs.append(log)
-                proc = lab.popen_in(host, [sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port",
-                                           "7520", "--key-file", key_path, "--data-ports", "0-0"],
-                                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
-                procs.append(proc)
-                ends.append(Endpoint(address, wait_ready(proc, address, log)))
-            yield ends[0], ends[1], keys.load_key(key_path)
+            a, b = (agent.wait_ready() for agent in agents)
+            yield a.endpoint, b.endpoint, keys.load_key(key_path)
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.communicate(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.communicate()
-            for log in logs:
-                log.close()
+            for agent in agents:
+                agent.stop()
 
 
 def run_in_lab(lab: Lab, duration: float = 3.0, streams: int = 4, jumbo_compare: bool = False) -> tuple[dict, float]:

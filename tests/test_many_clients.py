@@ -14,7 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Callable
 
-from lpmbench.agent import Agent, AgentConfig, AgentLimits
+from agent_helpers import in_process_agents
+
+from lpmbench.agent import AgentLimits
 from lpmbench.pair import Endpoint, PairConfig, PairError, run_pair
 
 KEY = b"m" * 32
@@ -25,17 +27,8 @@ DURATION = 1.5
 
 @contextlib.asynccontextmanager
 async def agents(**limits: Any) -> AsyncIterator[list[Endpoint]]:
-    started = []
-    try:
-        for address in ("127.0.0.1", "127.0.0.2"):
-            agent = Agent(AgentConfig(bind=address, port=0, key=KEY, data_ports=(0, 0),
-                                      limits=AgentLimits(**limits)))
-            await agent.start()
-            started.append(agent)
-        yield [Endpoint(str(a.config.bind), a.port) for a in started]
-    finally:
-        for agent in started:
-            await agent.close()
+    async with in_process_agents(KEY, limits=AgentLimits(**limits)) as (ends, _):
+        yield ends
 
 
 def config(sender: Endpoint, receiver: Endpoint, **kw: Any) -> PairConfig:

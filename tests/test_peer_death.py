@@ -8,95 +8,25 @@ The orchestrator runs in this process. What must hold, measured and asserted her
   ``runs.DRAIN_GRACE_S`` for the survivor to finish and report;
 - the surviving agent serves the next run at once (a replacement is started for a killed one).
 
-``AgentProcess`` is also used by tests/test_hostile_input.py and tests/test_silent_link.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from agent_helpers import AgentProcess
 
 from lpmbench import eventloop, keys, pair, runs
-from lpmbench.local import READY_PREFIX
-from lpmbench.pair import Endpoint, PairConfig, run_pair
+from lpmbench.pair import PairConfig, run_pair
 
-REPO = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 20.0  # two agents starting at once on a busy 2-core machine
 INTERVAL = 0.25
 SILENCE_SLACK = 1.0  # pair.SILENCE_SLACK_S shortened for these tests (default 5 s)
-
-
-class AgentProcess:
-    """A real ``lpmbench agent`` process with its own pid, so a test can kill or freeze it.
-
-    ``netns`` runs it inside a network namespace (``ip netns exec`` keeps the pid). /metrics is off so
-    that agents of parallel test runs never fight over its port.
-    """
-
-    def __init__(self, bind: str, key_file: str, log_dir: Path, *, netns: str | None = None,
-                 extra: Sequence[str] = ()) -> None:
-        self.bind = bind
-        argv = [sys.executable, "-m", "lpmbench", "agent", "--bind", bind, "--port", "0", "--key-file", key_file,
-                "--data-ports", "0-0", "--metrics-port", "0", *extra]
-        if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.log_path = log_dir / f"agent-{bind}-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop(); a pipe nobody reads would block
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
-                                     text=True, env=env)
-        self.port = 0
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def endpoint(self) -> Endpoint:
-        assert self.port, "wait_ready() first"
-        return Endpoint(self.bind, self.port)
-
-    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> AgentProcess:
-        """Read stdout until the agent announces its control port."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if select.select([self.proc.stdout], [], [], 0.1)[0]:
-                line = self.proc.stdout.readline()
-                if line.startswith(READY_PREFIX):
-                    self.port = int(line.rsplit(":", 1)[1])
-                    return self
-        self.stop()
-        raise RuntimeError(f"agent on {self.bind} did not start: {self.log_text()[-800:]}")
-
-    def signal(self, signum: int) -> None:
-        os.kill(self.pid, signum)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen agent cannot act on SIGTERM
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from test_peer_death import AgentProcess
+from agent_helpers import AgentProcess
 
 from lpmbench import eventloop, keys, pair, protocol, runs, sockopts
 from lpmbench.lab import Lab, lab_unavailable_reason
