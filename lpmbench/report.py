@@ -59,7 +59,7 @@ def render_terminal(result: dict[str, Any], console: Console) -> None:
 def _streams_table(result: dict[str, Any]) -> Table:
     sender, receiver = result["sender"], result["receiver"]
     title = escape(f"{sender['host']} -> {receiver['host']}  ({result['dataplane']} data plane, "
-                   f"{sender.get('send_method') or '?'} send, run {result['run_id']})")
+                   f"send method {sender.get('send_method') or '?'}, run {result['run_id']})")
     table = Table(title=title)
     for column in ("stream", "bytes", "goodput", "retransmits", "segments out", "rtt ms", "mss"):
         table.add_column(column, justify="right")
