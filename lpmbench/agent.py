@@ -175,6 +175,8 @@ class Agent:
         if rate_bps is not None and (not isinstance(rate_bps, (int, float)) or isinstance(rate_bps, bool)
                                      or not 0 < rate_bps <= MAX_RATE_BPS):
             return f"rate_bps must be a number above 0 and at most {MAX_RATE_BPS:.0e}"
+        if rate_bps is not None and not sockopts.PACING_AVAILABLE:
+            return "this agent cannot cap its send rate (SO_MAX_PACING_RATE is Linux only); run without a rate"
         if limits.max_rate_bps and rate_bps and rate_bps > limits.max_rate_bps:
             return f"rate {rate_bps:.0f} bit/s exceeds this agent's limit of {limits.max_rate_bps:.0f} bit/s"
         if not 1 <= streams <= limits.max_streams:
@@ -353,6 +355,7 @@ class ControlSession:
                 await self._send("error", code="run_failed", message=f"run failed on this agent: {exc!r}"[:500],
                                  run_id=run.spec.run_id)
         finally:
+            run.close()  # whatever happened: no stream thread or socket outlives its run
             self.agent.runs.pop(run.spec.run_id, None)
             self.run = None
             self.run_task = None

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import eventloop, keys, netacl, tlsconfig, units
+from . import eventloop, keys, netacl, sockopts, tlsconfig, units
 from .agent import DEFAULT_CONTROL_PORT, Agent, AgentConfig, AgentLimits
 from .cli import app, die, err, load_key_or_die
 from .metrics import DEFAULT_METRICS_PORT, MetricsServer, MetricsState, NicWatcher, build_registry
@@ -77,7 +77,7 @@ def agent(
                                                  "ports (vioslpm0 tcp_port_low/high). 0-0 means any.")]
     = "32768-65535",
     max_duration: Annotated[float, typer.Option(help="Longest run this agent accepts, seconds.", min=1)] = 3600.0,
-    max_streams: Annotated[int, typer.Option(help="Most streams this agent accepts per run.", min=1)] = 64,
+    max_streams: Annotated[int, typer.Option(help="Most streams this agent accepts per run.", min=1, max=256)] = 64,
     max_runs: Annotated[int, typer.Option(help="Runs at once; more get 'busy' at once.", min=1)] = 1,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics for Prometheus; 0 turns it off.",
                                               min=0, max=65535)] = DEFAULT_METRICS_PORT,
@@ -116,6 +116,10 @@ def agent(
                   "can make this host send traffic.[/bold red]")
     try:
         rate = units.parse_rate_bps(max_rate) if max_rate else None
+        if rate is not None and rate <= 0:
+            raise ValueError("--max-rate must be more than 0")
+        if rate is not None and not sockopts.PACING_AVAILABLE:
+            raise ValueError("--max-rate needs Linux (SO_MAX_PACING_RATE); this platform cannot cap a send rate")
         limits = AgentLimits(max_duration_s=max_duration, max_streams=max_streams, max_concurrent_runs=max_runs,
                              max_rate_bps=rate)
         ports = parse_port_range(data_ports)

@@ -122,6 +122,10 @@ def pair(
         raise die(f"{exc.host}: {exc.message}") from None
     except LocalAgentError as exc:
         raise die(str(exc)) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - exit 2, not 1: a crash must never read as a network verdict
+        raise die(f"internal error: {exc!r}; please report it with the agents' logs") from None
     if html:
         try:
             htmlreport.write_html(result, html)

@@ -125,7 +125,7 @@ class AgentClient:
     async def send(self, kind: str, **fields: Any) -> None:
         assert self._writer is not None
         self._writer.write(self.conn.send(kind, **fields))
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(OSError, asyncio.TimeoutError):  # a dead agent shows up in the next read
             await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
 
     async def next_message(self, timeout: float) -> protocol.Message | protocol.Failure:
@@ -151,7 +151,7 @@ class AgentClient:
                 data = await asyncio.wait_for(self._reader.read(65536), remaining)
             except asyncio.TimeoutError:
                 return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
-            except ConnectionError as exc:
+            except OSError as exc:  # reset, unreachable, TLS errors (ssl.SSLError is an OSError)
                 return protocol.Failure("closed", f"control connection lost ({exc})")
             self.conn.receive_data(data)
 
@@ -181,7 +181,10 @@ async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = No
     sender = AgentClient(config.sender, config.key, config.allow_insecure, config.ssl)
     receiver = AgentClient(config.receiver, config.key, config.allow_insecure, config.ssl)
     try:
-        await asyncio.gather(receiver.connect(), sender.connect())
+        outcomes = await asyncio.gather(receiver.connect(), sender.connect(), return_exceptions=True)
+        for outcome in outcomes:  # both attempts finish before close() below, so neither connection leaks
+            if isinstance(outcome, BaseException):
+                raise outcome
         run = _Run(config, sender, receiver, on_interval)
         return await run.execute()
     finally:

@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 PROTOCOL_VERSION = 1
-MAX_FRAME = 64 * 1024
+MAX_FRAME = 64 * 1024  # frames an agent accepts: commands are small, and an agent must bound what strangers send
+# Frames an orchestrator accepts from an authenticated agent: interval and result reports grow with the streams
+# (a TCP_INFO summary each), so 256 streams must fit.
+MAX_REPLY_FRAME = 1024 * 1024
 NONCE_BYTES = 32
 TOKEN_HEX_CHARS = 32
 AUTH_HMAC = "hmac-sha256"
@@ -138,10 +141,10 @@ CLOSED = Closed()
 Event = Union[Message, Authenticated, Failure, NeedData, Closed]
 
 
-def encode_frame(message: dict[str, Any]) -> bytes:
+def encode_frame(message: dict[str, Any], limit: int = MAX_FRAME) -> bytes:
     body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-    if len(body) > MAX_FRAME:
-        raise ProtocolError(f"frame of {len(body)} bytes exceeds the {MAX_FRAME}-byte limit")
+    if len(body) > limit:
+        raise ProtocolError(f"frame of {len(body)} bytes exceeds the {limit}-byte limit")
     return _HEADER.pack(len(body)) + body
 
 
@@ -224,6 +227,9 @@ class Connection:
         self._buffer = bytearray()
         self._outbox = bytearray()
         self._pending: Failure | None = None
+        # Agents take small commands and send larger reports; each side refuses what the other may not send.
+        self._inbound_limit = MAX_FRAME if role is Role.AGENT else MAX_REPLY_FRAME
+        self._outbound_limit = MAX_REPLY_FRAME if role is Role.AGENT else MAX_FRAME
         if role is Role.CLIENT:
             self._outbox += encode_frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": self._nonce,
                                           "auth": self._auth_scheme})
@@ -254,7 +260,7 @@ class Connection:
             raise ProtocolError(f"{self.role.value} cannot send {kind!r} in state {self.state.value}")
         message = {"type": kind, **fields}
         try:
-            frame = encode_frame(message)
+            frame = encode_frame(message, self._outbound_limit)
             decode_body(frame[_HEADER.size:])  # our own output obeys the schema too
         except (ValueError, TypeError) as exc:
             raise ProtocolError(f"cannot send {kind!r}: {exc}") from exc
@@ -276,8 +282,8 @@ class Connection:
         if len(self._buffer) < _HEADER.size:
             return NEED_DATA
         (length,) = _HEADER.unpack_from(self._buffer)
-        if length == 0 or length > MAX_FRAME:
-            return self._fail("frame_size", f"frame length {length} is outside 1..{MAX_FRAME} bytes")
+        if length == 0 or length > self._inbound_limit:
+            return self._fail("frame_size", f"frame length {length} is outside 1..{self._inbound_limit} bytes")
         if len(self._buffer) < _HEADER.size + length:
             return NEED_DATA
         body = bytes(self._buffer[_HEADER.size:_HEADER.size + length])

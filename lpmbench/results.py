@@ -22,9 +22,52 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _tcp(sample: dict[str, Any]) -> dict[str, Any]:
-    tcp = sample.get("tcp")
-    return tcp if isinstance(tcp, dict) else {}
+def _ints(value: Any) -> dict[str, int]:
+    """The integer entries of a dict from an agent; anything else is dropped, not trusted."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _tcp(sample: dict[str, Any]) -> dict[str, int]:
+    return _ints(sample.get("tcp"))
+
+
+_INTERFACE_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "speed_mbps": (int,), "duplex": (str,), "mtu": (int,), "large_send": (bool,),
+    "large_receive": (bool,), "jumbo_frames": (bool,), "virtual": (bool,), "driver": (str,),
+}
+
+
+def _interface(value: Any) -> dict[str, Any] | None:
+    """An agent's interface facts, keeping only fields of the expected types (agents may be other versions)."""
+    if not isinstance(value, dict):
+        return None
+    clean: dict[str, Any] = {k: v for k, v in value.items() if k in _INTERFACE_TYPES
+                             and isinstance(v, _INTERFACE_TYPES[k]) and (k != "speed_mbps" or not isinstance(v, bool))}
+    flow = value.get("flow_control")
+    clean["flow_control"] = {k: flow.get(k) if isinstance(flow.get(k), bool) else None for k in ("rx", "tx")} \
+        if isinstance(flow, dict) else {"rx": None, "tx": None}
+    clean["counters"] = _ints(value.get("counters"))
+    clean["counters_delta"] = _ints(value.get("counters_delta"))
+    return clean
+
+
+def _probe(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    return {"mtu": value["mtu"] if isinstance(value.get("mtu"), int) else None,
+            "complete": value.get("complete") is True, "error": str(value["error"]) if value.get("error") else None,
+            "elapsed_s": _num(value.get("elapsed_s"))}
+
+
+def _sanitized(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A final report with its nested facts type-checked; the rest is read through _num / _ints."""
+    if not isinstance(report, dict):
+        return None
+    return {**report, "interface": _interface(report.get("interface")), "path_probe": _probe(report.get("path_probe")),
+            "system_tcp_delta": _ints(report.get("system_tcp_delta")) or None,
+            "stalled": report.get("stalled") is True, "error": str(report["error"]) if report.get("error") else None}
 
 
 def _streams_of(report: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
@@ -127,6 +170,7 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
                  sender: dict[str, Any], receiver: dict[str, Any], sender_result: dict[str, Any] | None,
                  receiver_result: dict[str, Any] | None, errors: list[str]) -> dict[str, Any]:
     """The result document; ``config`` is a pair.PairConfig."""
+    sender_result, receiver_result = _sanitized(sender_result), _sanitized(receiver_result)
     agent_lost = bool(errors)  # the orchestrator lost an agent (died, went silent), as opposed to a run that failed
     errors = list(errors)
     for role, final in (("sender", sender_result), ("receiver", receiver_result)):

@@ -32,6 +32,7 @@ DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arr
 # black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
 # diagnosis instead of running into the kernel's retransmission timeout.
 STALL_MIN_S = 3.0
+INTERVAL_TCP_FIELDS = ("rtt_us", "total_retrans", "segs_out", "snd_cwnd", "bytes_acked", "snd_mss", "pmtu")
 MAX_PENDING_ADMISSIONS = 64  # data connections waiting to show a token at once; more are closed at once
 PROBE_MTU_CEILING = 9216  # largest jumbo frame commonly configured; loopback's 64 KiB MTU is not a path
 
@@ -119,8 +120,8 @@ class _Run:
         for stream_id, counters in enumerate(self._counters):
             sample: dict[str, Any] = {"id": stream_id, "bytes": int(counters[dataplane.SLOT_BYTES])}
             tcp = self._tcp_info(stream_id)
-            if tcp is not None:
-                sample["tcp"] = tcp
+            if tcp is not None:  # the interval needs a few fields; the final result carries them all
+                sample["tcp"] = {k: tcp[k] for k in INTERVAL_TCP_FIELDS if k in tcp}
             samples.append(sample)
         return samples
 
@@ -133,10 +134,20 @@ class _Run:
     async def _audit_finish(self) -> dict[str, Any]:
         return await asyncio.get_running_loop().run_in_executor(None, self._audit.finish)
 
+    def close(self) -> None:
+        """Stop every stream loop and close the sockets: safe to call at any point, and more than once.
+
+        The loops work on duplicates of the sockets, so closing ours alone would not stop them.
+        """
+        for counters in self._counters:
+            counters[dataplane.SLOT_STOP] = 1
+        self._close_sockets()
+
     def _close_sockets(self) -> None:
-        for sock in self._sockets:
+        for i, sock in enumerate(self._sockets):
             if sock is not None:
                 sock.close()
+                self._sockets[i] = None
 
     def _collect_stream_errors(self, futures: list[asyncio.Future]) -> None:
         for stream_id, future in enumerate(futures):
@@ -197,12 +208,12 @@ class ReceiverRun(_Run):
         loop = asyncio.get_running_loop()
         try:
             await self._accept_all(loop)
-        except (asyncio.TimeoutError, RunAborted) as exc:
+        except (asyncio.TimeoutError, RunAborted, OSError) as exc:
             connected = sum(s is not None for s in self._sockets)
             self._record_error(self._abort_reason or str(exc) or
                                f"only {connected} of {self.spec.streams} streams connected within "
                                f"{ARM_TIMEOUT_S:.0f} s; is the data port reachable from the sender "
-                               f"(firewall, --port-range)?")
+                               f"(firewall, the agent's --data-ports)?")
             self._close_sockets()
             self._close_listener()
             self._close_responder()
@@ -272,6 +283,8 @@ class ReceiverRun(_Run):
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*(t for t in (accept, *admissions) if t is not None), return_exceptions=True)
+            if accept is not None and accept.done() and not accept.cancelled() and accept.exception() is None:
+                accept.result()[0].close()  # accepted in the same wake-up as the abort or timeout
 
     async def _admit(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> None:
         """Read the data hello; keep the connection only if it carries our token for a free stream slot."""
@@ -286,10 +299,14 @@ class ReceiverRun(_Run):
             stream_id = protocol.parse_data_hello(raw, self.spec.token)
             if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
                 return  # not our sender: no accept byte, no data
-            await loop.sock_sendall(conn, protocol.ACCEPT_BYTE)
-            sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
-            self._sockets[stream_id] = conn
+            self._sockets[stream_id] = conn  # reserved before the await: a duplicate hello finds it taken
             kept = True
+            try:
+                await loop.sock_sendall(conn, protocol.ACCEPT_BYTE)
+            except BaseException:
+                self._sockets[stream_id], kept = None, False
+                raise
+            sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
             if self._peer is None:
                 self._peer = address
                 # The interface toward the sender is known now; audit it while the streams run.
@@ -306,9 +323,9 @@ class ReceiverRun(_Run):
             self._listener = None
 
     def close(self) -> None:
+        super().close()
         self._close_listener()
         self._close_responder()
-        self._close_sockets()
 
 
 class SenderRun(_Run):
@@ -328,6 +345,7 @@ class SenderRun(_Run):
         self._probe: pathprobe.ProbeResult | None = None
         self._progress: dict[int, tuple[int, float]] = {}  # stream -> (bytes acknowledged, when that changed)
         self.stalled = False
+        self.rate_capped: bool | None = True if spec.options.get("rate_bps") else None
 
     @property
     def peer(self) -> str | None:
@@ -362,7 +380,8 @@ class SenderRun(_Run):
         self.used_method = methods.pop() if len(methods) == 1 else (",".join(sorted(methods)) or None)
         await self._finish_streams(loop)
         return self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method,
-                            stalled=self.stalled, **await self._audit_finish(), **self._probe_facts())
+                            stalled=self.stalled, rate_capped=self.rate_capped, **await self._audit_finish(),
+                            **self._probe_facts())
 
     def _probe_facts(self) -> dict[str, Any]:
         return {"path_probe": dataclasses.asdict(self._probe) if self._probe else None}
@@ -424,8 +443,8 @@ class SenderRun(_Run):
             sockopts.keepalive(sock, sockopts.DATA_USER_TIMEOUT_S)
             if self.spec.options.get("mss"):
                 sockopts.maxseg(sock, int(self.spec.options["mss"]))
-            if rate:
-                sockopts.pace(sock, int(rate / 8 / self.spec.streams))
+            if rate and not sockopts.pace(sock, int(rate / 8 / self.spec.streams)):
+                self.rate_capped = False
             await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), CONNECT_TIMEOUT_S)
 
     async def _open_stream(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any,

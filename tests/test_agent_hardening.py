@@ -170,3 +170,47 @@ def test_connections_beyond_the_handshake_cap_are_closed_at_once(run_async, monk
 
     closed_at_once, after = run_async(main())
     assert closed_at_once and after["partial"] is False
+
+
+def test_many_streams_fit_the_reports(run_async):
+    """128 streams: interval and result reports grow with the streams and must still fit a frame."""
+
+    async def main():
+        async with agents(limits=AgentLimits(max_streams=256)) as (ends, _):
+            return await run_pair(config(ends, streams=128, duration=0.6, interval=0.3))
+
+    result = run_async(main())
+    assert result["partial"] is False, result["error"]
+    assert len(result["streams"]) == 128 and all(s["bytes"] > 0 for s in result["streams"])
+
+
+def test_rate_above_what_a_signed_int_holds_is_accepted(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends, streams=1, options={"rate_bps": 40e9}))
+
+    result = run_async(main())
+    assert result["partial"] is False, result["error"]
+
+
+def test_a_run_that_raises_stops_its_streams_and_frees_the_agent(run_async, monkeypatch):
+    import threading
+
+    from lpmbench import runs
+
+    def explode(self):
+        raise RuntimeError("boom in the sampler")
+
+    monkeypatch.setattr(runs.SenderRun, "_after_interval", explode)
+
+    async def main():
+        async with agents() as (ends, started):
+            result = await run_pair(config(ends, duration=5, interval=0.2))
+            await asyncio.sleep(0.5)
+            senders = [t for t in threading.enumerate() if t.name.startswith("lpmbench-tx-")]
+            return result, senders, [dict(a.runs) for a in started]
+
+    result, senders, held = run_async(main())
+    assert result["partial"] and "boom in the sampler" in result["error"]
+    assert not senders, "stream threads outlived their failed run"
+    assert held == [{}, {}]

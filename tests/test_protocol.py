@@ -240,7 +240,10 @@ def test_eof_is_a_failure_without_error_frame():
 def test_oversized_outgoing_message_is_refused():
     _, agent = ready_pair()
     with pytest.raises(protocol.ProtocolError):
-        agent.send("result", run_id="r", role="sender", data={"blob": "x" * protocol.MAX_FRAME})
+        agent.send("result", run_id="r", role="sender", data={"blob": "x" * protocol.MAX_REPLY_FRAME})
+    client, _ = ready_pair()
+    with pytest.raises(protocol.ProtocolError):
+        client.send("summary", run_id="r", data={"blob": "x" * protocol.MAX_FRAME})
 
 
 def test_data_hello_accepts_only_the_token():

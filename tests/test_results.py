@@ -119,3 +119,17 @@ def test_one_stalled_stream_ends_the_run_naming_it(monkeypatch):
         clock[0] += 1.0
     assert run.stalled
     assert "stream(s) 1 of 2" in run._abort_reason
+
+
+def test_ill_typed_agent_reports_never_crash_the_orchestrator():
+    junk_tcp = {"total_retrans": "7", "segs_out": None, "snd_mss": [1], "rtt_us": True}
+    sender = {"streams": [{"id": 0, "bytes": 10, "tcp": junk_tcp}, {"id": 1, "bytes": 5, "tcp": "x"}],
+              "interface": "eth0", "path_probe": ["mtu"], "system_tcp_delta": "many", "stalled": "yes"}
+    receiver = {"streams": [{"id": 0, "bytes": 10}, {"id": 1, "bytes": 5}], "elapsed_s": 1.0,
+                "interface": {"name": 5, "speed_mbps": "10000", "mtu": 9000, "flow_control": "on",
+                              "counters_delta": {"rx_errors": "3"}}}
+    result = build(sender, receiver)
+    assert result["retransmits"] is None and result["stalled"] is False
+    assert result["interfaces"]["sender"] is None
+    assert result["interfaces"]["receiver"]["mtu"] == 9000 and "speed_mbps" not in result["interfaces"]["receiver"]
+    assert result["verdict"] in ("pass", "warn", "fail")
