@@ -205,6 +205,7 @@ class ControlSession:
                                         allow_insecure=agent.config.key is None)
         self.run_task: asyncio.Task | None = None
         self.run: Any = None
+        self.held_runs: set[str] = set()  # run ids this session started: only it may send their summary
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -256,7 +257,7 @@ class ControlSession:
     async def _command(self, message: protocol.Message) -> None:
         if message.type == "summary":
             role, peer = self.agent.recent.get(message["run_id"], (None, None))
-            if role is not None:
+            if role is not None and message["run_id"] in self.held_runs:  # only the run's own orchestrator
                 self.agent.emit("run_summary", run_id=message["run_id"], role=role, peer=peer,
                                 summary=message["data"])
             return
@@ -268,6 +269,10 @@ class ControlSession:
         if spec_error:
             run_id = message["run_id"] if _printable_ascii(message["run_id"], 64) else "?"  # never echo junk back
             await self._send("error", code="bad_request", message=spec_error, run_id=run_id)
+            return
+        if message["run_id"] in self.agent.runs or message["run_id"] in self.agent.recent:
+            await self._send("error", code="bad_request", message="run_id already used on this agent; pick another",
+                             run_id=message["run_id"])
             return
         busy = self.agent.busy_with()
         if busy is not None or self.run is not None:
@@ -335,6 +340,7 @@ class ControlSession:
 
     def _hold(self, run: Any) -> None:
         self.run = run
+        self.held_runs.add(run.spec.run_id)
         self.agent.runs[run.spec.run_id] = (self.peer, run)
         log.info("run %s: %s for %s, %d streams, %.1f s", run.spec.run_id, run.role, self.peer,
                  run.spec.streams, run.spec.duration)
@@ -385,7 +391,7 @@ class ControlSession:
             self.run.abort(f"orchestrator {self.peer} went away")
         if self.run_task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.run_task), 30)
+                await asyncio.wait_for(asyncio.shield(self.run_task), 10)
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()

@@ -128,6 +128,9 @@ def agent(
         allow_peers = netacl.parse_networks(allow_peer) if allow_peer else None
     except ValueError as exc:
         raise die(str(exc)) from None
+    if schedule and (tls_cert or tls_ca):
+        raise die("scheduled runs (--peer/--every) do not speak TLS yet; run them from an orchestrator with "
+                  "'lpmbench pair --tls-ca', or drop --tls-cert on these agents")
     tls = None
     if tls_cert or tls_key or tls_ca:
         if not (tls_cert and tls_key):

@@ -51,8 +51,11 @@ def wire_limit_bps(result: dict[str, Any]) -> float | None:
     mss = [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)]
     if speed is None or not mtu or not mss or on_loopback(result):
         return None
-    payload = min(min(mss), mtu - 40)
-    return speed * 1e6 * payload / (mtu + ETHERNET_OVERHEAD)
+    # The frames the streams sent: their MSS plus IP and TCP headers with timestamps, at most the path MTU.
+    headers = 72 if ":" in str((result.get("sender") or {}).get("address") or "") else 52
+    payload = min(min(mss), mtu - headers)
+    frame = min(mtu, payload + headers)
+    return speed * 1e6 * payload / (frame + ETHERNET_OVERHEAD)
 
 
 def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
@@ -66,6 +69,10 @@ def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
                      "make sure UDP to the receiver's data port range is allowed, then run again")
     smaller = min(tx_mtu, rx_mtu)
     mss = [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)]
+    if probed < smaller and path.get("probe_complete") is False:
+        return check(name, WARN, f"the path probe ran out of time: at least {probed}-byte packets pass, larger ones "
+                                 f"were not confirmed (interfaces at {tx_mtu} / {rx_mtu}); heavy loss slows the probe",
+                     "run again; if it repeats, look for loss on the path (retransmit rate, NIC errors)")
     if probed < smaller:
         return check(name, FAIL, f"the MSP interfaces are set to MTU {tx_mtu} / {rx_mtu} but the path passes "
                                  f"only {probed}-byte packets: a switch port or VLAN on the path does not pass "

@@ -248,6 +248,8 @@ def _stable_keys(keys: Iterable[str]) -> set[str]:
 
 
 def _outcome(data: dict[str, Any]) -> str:
+    if data.get("stalled"):
+        return "error"  # a stall is the network failing, not someone stopping the run
     if data.get("aborted"):
         return "aborted"
     return "error" if data.get("error") else "ok"

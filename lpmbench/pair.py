@@ -82,6 +82,7 @@ class PairConfig:
     lpars: list[dict[str, Any]] = field(default_factory=list)  # lpm.LparSpec fields, judged against the run
     window_s: float | None = None  # the migration window the partitions must fit in
     compression: float = 1.0  # LPM compression factor assumed for the model (1: none, conservative)
+    send_summary: bool = True  # tell the agents the verdict (off for --jumbo-compare's comparison run)
 
 
 class AgentClient:
@@ -216,7 +217,9 @@ async def run_with_jumbo_compare(configs: list[PairConfig],
     The gain in goodput and in CPU per GB is what jumbo frames buy on this path.
     """
     jumbo = await run_pairs(configs, on_interval)
-    clamped = [dataclasses.replace(c, options={**c.options, "mss": STANDARD_FRAME_MSS}) for c in configs]
+    # The comparison run stays out of the agents' last-run metrics: they describe the run as configured.
+    clamped = [dataclasses.replace(c, options={**c.options, "mss": STANDARD_FRAME_MSS}, send_summary=False)
+               for c in configs]
     standard = await run_pairs(clamped, None)
     jumbo["jumbo_compare"] = results.jumbo_comparison(jumbo, standard)
     return results.finalize(jumbo)
@@ -230,7 +233,9 @@ class _Run:
         self.receiver = receiver
         self.run_id = secrets.token_hex(6)
         self.token = protocol.new_token()
-        self.merger = results.IntervalMerger(config.streams, config.interval, on_interval)
+        # Intervals of the run plus its slack (arm wait, drain): more from an agent are ignored.
+        expected = (config.duration + runs.ARM_TIMEOUT_S + RESULT_GRACE_S) / config.interval
+        self.merger = results.IntervalMerger(config.streams, config.interval, on_interval, int(expected) + 10)
         self.final: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
 
@@ -258,7 +263,7 @@ class _Run:
             sender_result=self.final.get("sender"), receiver_result=self.final.get("receiver"),
             errors=self.errors)
         summary = results.summary(result)
-        for client in (self.sender, self.receiver):
+        for client in (self.sender, self.receiver) if self.config.send_summary else ():
             if client.conn.state is protocol.State.READY:
                 with contextlib.suppress(Exception):
                     await client.send("summary", run_id=self.run_id, data=summary)

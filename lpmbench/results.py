@@ -82,17 +82,19 @@ def _streams_of(report: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
 class IntervalMerger:
     """Pairs the receiver's and the sender's interval reports by index and yields the contract's intervals."""
 
-    def __init__(self, streams: int, interval: float, on_interval: Callable[[dict[str, Any]], None] | None) -> None:
+    def __init__(self, streams: int, interval: float, on_interval: Callable[[dict[str, Any]], None] | None,
+                 max_intervals: int = 100_000) -> None:
         self.streams = streams
         self.interval = interval
         self._on_interval = on_interval
         self.reports: dict[str, dict[int, dict[str, Any]]] = {"sender": {}, "receiver": {}}
+        self.max_intervals = max_intervals
         self._announced: set[int] = set()
 
     def add(self, role: str, report: dict[str, Any]) -> None:
         index = report.get("index")
-        if not isinstance(index, int) or index < 0 or _num(report.get("t")) is None:
-            return
+        if not isinstance(index, int) or not 0 <= index < self.max_intervals or _num(report.get("t")) is None:
+            return  # a misbehaving agent cannot grow the orchestrator's memory
         self.reports[role][index] = report
         if self._on_interval and index not in self._announced and all(index in r for r in self.reports.values()):
             self._announced.add(index)
@@ -241,8 +243,15 @@ def assess_lpm(result: dict[str, Any]) -> None:
     bandwidth = result.get("aggregate_goodput_bps") or result["goodput_bps"]
     rtt_ms = _mean(s.get("min_rtt_ms") or s.get("rtt_ms") for s in result.get("streams", []))
     rtt_s = (rtt_ms or 0.0) / 1000
-    if bandwidth <= 0:
-        result["lpm"] = []
+    if bandwidth <= 0:  # nothing moved: every partition fails, each named
+        result["lpm"] = [{"name": s.name, "memory_bytes": s.memory_bytes, "dirty_rate_Bps": s.dirty_rate_Bps,
+                          "predicted_seconds": None, "converges": False, "passes": 0, "residual_bytes": s.memory_bytes,
+                          "demand_paging_seconds": None, "pass_limit_reached": False,
+                          "window_s": config.get("window_s"), "fits_window": False if config.get("window_s") else None,
+                          "required_bps": None} for s in specs]
+        result["lpm_model"] = {"bandwidth_bps": 0.0, "rtt_ms": rtt_ms, "window_s": config.get("window_s"),
+                               "compression": config.get("compression", 1.0),
+                               "assumptions": dataclasses.asdict(lpm.DEFAULT_ASSUMPTIONS)}
         return
     result["lpm"] = lpm.assess_lpars(specs, bandwidth, rtt_s, config.get("window_s"),
                                      config.get("compression", 1.0))
@@ -289,7 +298,7 @@ def combine_pairs(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
     """
     combined = dict(per_pair[0])
     combined["pairs"] = [_pair_entry(r) for r in per_pair]
-    combined["aggregate_goodput_bps"] = sum(r["goodput_bps"] for r in per_pair)
+    combined["aggregate_goodput_bps"] = lpm.aggregate_bandwidth([r["goodput_bps"] for r in per_pair])
     errors = [f"pair {i + 1}: {r['error']}" for i, r in enumerate(per_pair) if r["error"]]
     combined["partial"] = any(r["partial"] for r in per_pair)
     combined["agent_lost"] = any(r.get("agent_lost") for r in per_pair)

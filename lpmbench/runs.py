@@ -21,12 +21,14 @@ from typing import Any, Callable, Optional
 from . import dataplane, pathprobe, protocol, sockopts
 from .hostinfo import CpuMeter, InterfaceAudit, tcpinfo
 from .netacl import allowed
-from .streamio import bind_in_range, describe, peer_address, recv_exactly, spawn_thread
+from .streamio import bind_in_range, describe, ipv6_works, peer_address, recv_exactly, spawn_thread
 
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
 RECV_BUFFER_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 5.0  # per data connection, including the token handshake
-ARM_TIMEOUT_S = 15.0  # an armed receiver waits this long for all streams, then gives up and goes idle
+# An armed receiver waits this long for all streams, then gives up and goes idle. It covers the sender's
+# preparation (interface audit: on VIOS several lsattr / entstat calls; path MTU probe: up to 4 s) and connects.
+ARM_TIMEOUT_S = 30.0
 DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arrive and for FIN/ACK
 # A run whose streams get nothing acknowledged for this long (and at least 3 intervals) is stalled: a jumbo
 # black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
@@ -194,7 +196,7 @@ class ReceiverRun(_Run):
     async def start_probe_responder(self) -> int:
         """Echo the sender's path MTU probes (UDP, token-checked) on a port from the range; returns it."""
         loop = asyncio.get_running_loop()
-        host = self._bind_host or ("::" if socket.has_ipv6 else "0.0.0.0")
+        host = self._bind_host or ("::" if ipv6_works() else "0.0.0.0")
         ports = 0 if self._port_range == (0, 0) else self._port_range
         self._responder, port = await pathprobe.start_responder(loop, host, ports, self.spec.token)
         return int(port)
@@ -217,7 +219,7 @@ class ReceiverRun(_Run):
             self._close_sockets()
             self._close_listener()
             self._close_responder()
-            return self._result(0.0, self._stream_results(0.0), **self._port_facts(), **await self._audit_done())
+            return self._result(0.0, self._stream_results(), **self._port_facts(), **await self._audit_done())
         self._close_listener()
         self._close_responder()
         self._cpu.start()
@@ -229,7 +231,7 @@ class ReceiverRun(_Run):
         self._collect_stream_errors(futures)
         self._close_sockets()
         elapsed = end - t0
-        return self._result(elapsed, self._stream_results(elapsed), rx_discard=self.discard, **self._port_facts(),
+        return self._result(elapsed, self._stream_results(), rx_discard=self.discard, **self._port_facts(),
                             **await self._audit_done())
 
     async def _audit_done(self) -> dict[str, Any]:
@@ -247,7 +249,7 @@ class ReceiverRun(_Run):
         return spawn_thread(loop, f"lpmbench-rx-{stream_id}", dataplane.recv_stream, sock.fileno(),
                       bytearray(RECV_BUFFER_BYTES), deadline_ns, self._counters[stream_id], self.discard)
 
-    def _stream_results(self, elapsed: float) -> list[dict[str, Any]]:
+    def _stream_results(self) -> list[dict[str, Any]]:
         return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES])} for i, c in enumerate(self._counters)]
 
     async def _accept_all(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -345,6 +347,7 @@ class SenderRun(_Run):
         self._probe: pathprobe.ProbeResult | None = None
         self._progress: dict[int, tuple[int, float]] = {}  # stream -> (bytes acknowledged, when that changed)
         self.stalled = False
+        self._futures: list[asyncio.Future] = []
         self.rate_capped: bool | None = True if spec.options.get("rate_bps") else None
 
     @property
@@ -374,6 +377,7 @@ class SenderRun(_Run):
         deadline_ns = time.monotonic_ns() + int(self.spec.duration * 1e9)
         futures = [spawn_thread(loop, f"lpmbench-tx-{i}", dataplane.send_stream, sock.fileno(), payload, deadline_ns,
                           0, self._counters[i], self.method) for i, sock in enumerate(self._live_sockets())]
+        self._futures = futures
         end = await self._sample_until_done(futures, t0)
         self._collect_stream_errors(futures)
         methods = {f.result()[0][1] for f in futures if f.exception() is None}
@@ -413,6 +417,8 @@ class SenderRun(_Run):
         window = max(STALL_MIN_S, 3 * self.spec.interval)
         stalled = []
         for stream_id, counters in enumerate(self._counters):
+            if stream_id < len(self._futures) and self._futures[stream_id].done():
+                continue  # an ended stream (a reset, say) is reported as such, not as a stall
             tcp = self._tcp_info(stream_id)
             acked = tcp["bytes_acked"] if tcp and "bytes_acked" in tcp else int(counters[dataplane.SLOT_BYTES])
             last_acked, since = self._progress.get(stream_id, (-1, now))
@@ -442,7 +448,9 @@ class SenderRun(_Run):
             sock.setblocking(False)
             sockopts.keepalive(sock, sockopts.DATA_USER_TIMEOUT_S)
             if self.spec.options.get("mss"):
-                sockopts.maxseg(sock, int(self.spec.options["mss"]))
+                # The option is an IPv4 MSS (MTU - 40); IPv6 headers take 20 bytes more of the same frame.
+                mss = int(self.spec.options["mss"]) - (20 if family == socket.AF_INET6 else 0)
+                sockopts.maxseg(sock, mss)
             if rate and not sockopts.pace(sock, int(rate / 8 / self.spec.streams)):
                 self.rate_capped = False
             await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), CONNECT_TIMEOUT_S)

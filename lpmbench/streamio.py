@@ -59,17 +59,31 @@ async def recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, siz
     return data
 
 
+def ipv6_works() -> bool:
+    """Whether this host can open IPv6 sockets (Python may be built with IPv6 on a kernel that has it off)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return False
+    return True
+
+
 def bind_in_range(host: str | None, port_range: tuple[int, int], attempts: int = 64) -> socket.socket:
     """A listening socket on a random free port in ``port_range`` (0, 0 means any ephemeral port)."""
     low, high = port_range
     candidates = [0] if (low, high) == (0, 0) else random.sample(range(low, high + 1),
                                                                   min(attempts, high - low + 1))
     family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-    if host is None and socket.has_ipv6:
+    if host is None and ipv6_works():
         family = socket.AF_INET6
     last_error: OSError | None = None
     for port in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot open a data socket: {exc.strerror}") from exc
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and host is None:

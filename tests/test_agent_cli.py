@@ -82,7 +82,7 @@ def test_tls_and_allow_lists_from_the_command_line(tmp_path, key_file):
         assert ok.returncode == 0, ok.stderr
         assert json.loads(ok.stdout)["bytes"] > 0
         untrusted = pair(a, b, "--key-file", key_file, "--tls")
-        assert untrusted.returncode == 2 and "TLS" in untrusted.stderr
+        assert untrusted.returncode == 2 and "TLS" in untrusted.stderr, untrusted.stderr
     finally:
         a.stop()
         b.stop()
@@ -90,7 +90,7 @@ def test_tls_and_allow_lists_from_the_command_line(tmp_path, key_file):
     d = started("127.0.0.2", key_file, tmp_path)
     try:
         refused = pair(c, d, "--key-file", key_file)
-        assert refused.returncode == 2 and "--allow" in refused.stderr
+        assert refused.returncode == 2 and "--allow" in refused.stderr, refused.stderr
     finally:
         c.stop()
         d.stop()
