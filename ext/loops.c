@@ -96,7 +96,13 @@ static int should_stop(const stream_loop *loop) {
 
 /* Wait up to one poll slice for `events`: the revents seen (0: none), or -1 with errno. */
 static int wait_slice(const stream_loop *loop, short events) {
-    int64_t remaining_ns = loop->deadline_ns - monotonic_ns();
+    int64_t now = monotonic_ns();
+    if (loop->deadline_ns <= now)
+        return 0;
+    /* Clamp before rounding up: a far-off deadline (near INT64_MAX) must not overflow. */
+    int64_t remaining_ns = loop->deadline_ns - now;
+    if (remaining_ns > (int64_t)POLL_SLICE_MS * 1000000)
+        remaining_ns = (int64_t)POLL_SLICE_MS * 1000000;
     int64_t slice_ms = (remaining_ns + 999999) / 1000000;
     struct pollfd pfd;
     pfd.fd = loop->fd;
@@ -129,13 +135,13 @@ static void zerocopy_note(stream_loop *loop, const struct sock_extended_err *ee)
 
 /* Drain the error queue: 1 when some send completed, 0 when none, -1 with errno on failure. */
 static int zerocopy_reap(stream_loop *loop) {
-    char control[256];
+    union { char buf[256]; struct cmsghdr align; } control; /* cmsg headers need cmsghdr alignment */
     uint64_t before = loop->zc_completed;
     for (;;) {
         struct msghdr msg;
         memset(&msg, 0, sizeof msg);
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
         if (recvmsg(loop->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
             if (errno == EINTR)
                 continue;
