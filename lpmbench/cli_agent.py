@@ -73,7 +73,8 @@ def agent(
     key_file: Annotated[Optional[str], typer.Option(help="Key file (mode 600) from 'lpmbench keygen'.")] = None,
     insecure: Annotated[bool, typer.Option(help="Run WITHOUT authentication. Anyone who reaches the port can "
                                                 "make this host send traffic. Lab use only.")] = False,
-    data_ports: Annotated[str, typer.Option(help="Data port range LOW-HIGH; default mirrors LPM's ephemeral "
+    data_ports: Annotated[str, typer.Option("--data-ports", "--port-range",
+                                            help="Data port range LOW-HIGH; default mirrors LPM's ephemeral "
                                                  "ports (vioslpm0 tcp_port_low/high). 0-0 means any.")]
     = "32768-65535",
     max_duration: Annotated[float, typer.Option(help="Longest run this agent accepts, seconds.", min=1)] = 3600.0,

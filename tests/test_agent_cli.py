@@ -27,6 +27,7 @@ runner = CliRunner()
     (["--tls-cert", "/nonexistent.pem"], "--tls-key"),
     (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "does not exist"),
     (["--every", "6h"], "--peer"),
+    (["--port-range", "70000-70001"], "port range"),
     (["--peer", "msp-b", "--every", "5x"], "bad interval"),
 ])
 def test_agent_option_errors_exit_2(key_file, args, needle):
