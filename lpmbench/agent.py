@@ -84,6 +84,7 @@ class Agent:
         self.recent: OrderedDict[str, tuple[str, str | None]] = OrderedDict()  # run_id -> (role, peer)
         self._server: asyncio.AbstractServer | None = None
         self._sessions: dict[asyncio.Task, ControlSession] = {}
+        self._facts: dict[str, Any] | None = None
 
     @property
     def port(self) -> int:
@@ -91,16 +92,25 @@ class Agent:
         return int(self._server.sockets[0].getsockname()[1])
 
     def facts(self) -> dict[str, Any]:
+        """What the agent tells orchestrators about itself; gathered once (on VIOS, ioslevel is a command)."""
+        if self._facts is None:
+            self._facts = self._static_facts()
+        return dict(self._facts)
+
+    def _static_facts(self) -> dict[str, Any]:
         return {"hostname": hostinfo.hostname(), "os": hostinfo.os_description(), "version": __version__,
                 "dataplane": dataplane.IMPLEMENTATION, "send_methods": list(dataplane.SEND_METHODS),
                 "event_loop": eventloop.current_kind()}
 
     async def start(self) -> None:
+        # TLS is done by the server at accept, before the --allow and handshake-cap checks: starting it later
+        # (StreamWriter.start_tls) loses a ClientHello the stream already buffered, so the handshake stalls.
         self._server = await asyncio.start_server(self._on_connection, host=self.config.bind,
                                                   port=self.config.port, reuse_address=True, ssl=self.config.ssl,
                                                   backlog=LISTEN_BACKLOG,
                                                   ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.config.ssl
                                                   else None)
+        self._facts = self._static_facts()
 
     def reload_key(self, key: bytes | None) -> None:
         """Use a new key for sessions that start from now on (SIGHUP)."""
@@ -129,19 +139,20 @@ class Agent:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        session = ControlSession(self, reader, writer)
+        peer = writer.get_extra_info("peername")
+        label = f"{peer[0]}:{peer[1]}" if peer else "?"
         handshaking = sum(1 for s in self._sessions.values() if s.conn.state is not protocol.State.READY)
         if handshaking >= MAX_HANDSHAKES:
-            log.warning("control connection from %s dropped: %d handshakes already pending", session.peer,
-                        handshaking)
+            log.warning("control connection from %s dropped: %d handshakes already pending", label, handshaking)
             writer.close()
             return
-        if not allowed(session.address, self.config.allow_clients):
-            log.warning("control connection from %s refused: not in --allow", session.peer)
+        if not allowed(str(peer[0]) if peer else None, self.config.allow_clients):
+            log.warning("control connection from %s refused: not in --allow", label)
             writer.write(protocol.Connection(protocol.Role.AGENT, None).send_error(
                 "not_allowed", "this orchestrator's address is not in the agent's --allow list"))
             writer.close()
             return
+        session = ControlSession(self, reader, writer)
         self._sessions[task] = session
         try:
             await session.serve()
