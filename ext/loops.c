@@ -73,10 +73,7 @@ const char *const METHOD_NAMES[] = {"auto", "zerocopy", "sendfile", "send"};
  *   - peer on a loopback address: send;
  *   - otherwise zerocopy, but only while the kernel keeps it zero-copy: once ZEROCOPY_PROBE_SENDS
  *     completions are in and most of them were copied anyway (a local namespace, a device without
- *     scatter-gather), the run switches to sendfile (else send) and reports it.  Between two lab
- *     namespaces (veth, MTU 9000, TSO/GSO off, 1 stream, sender CPU-bound) sendfile moved 12.5-13.0
- *     Gb/s against 10.1-10.6 for send and 10.5-11.3 for zerocopy: page references beat a copy once
- *     the frames go through a device path rather than loopback;
+ *     scatter-gather), the run switches to send and reports "send";
  *   - zerocopy refused by the kernel (older than 4.14, not TCP): sendfile, then send.
  */
 enum { ZEROCOPY_PROBE_SENDS = 16 };
@@ -174,24 +171,13 @@ static int zerocopy_make_room(stream_loop *loop) {
     return zerocopy_reap(loop) < 0 ? -1 : 0;
 }
 
-#ifdef HAVE_SENDFILE_MEMFD
-static int prepare_sendfile(stream_loop *loop);
-#endif
-
-/* "auto": if the kernel copies anyway (see AUTO_POLICY), sendfile (else plain send) is cheaper. */
+/* "auto": if the kernel copies anyway (see AUTO_POLICY), plain send is cheaper. */
 static void zerocopy_judge(stream_loop *loop) {
     if (!loop->zc_probing || loop->zc_completed < ZEROCOPY_PROBE_SENDS)
         return;
     loop->zc_probing = 0;
-    if (loop->zc_copied * 2 <= loop->zc_completed)
-        return;
-#ifdef HAVE_SENDFILE_MEMFD
-    if (prepare_sendfile(loop) == 0) {
-        loop->method = METHOD_SENDFILE;
-        return;
-    }
-#endif
-    loop->method = METHOD_SEND;
+    if (loop->zc_copied * 2 > loop->zc_completed)
+        loop->method = METHOD_SEND;
 }
 
 /* Sends still pinned.  Late notifications of an earlier call on this socket may make completed > issued. */

@@ -151,8 +151,8 @@ class _ZeroCopySender(_PlainSender):
 
     The kernel pins the pages until the peer acknowledges them, possibly after this call returns, so
     the sends come from a private anonymous copy of the payload: unmapping it drops only our mapping.
-    With ``probing`` ("auto") it switches to sendfile (else plain send) once most early completions say
-    the kernel copied anyway, as the C twin does (AUTO_POLICY in ext/loops.c).
+    With ``probing`` ("auto") it switches to plain send once most early completions say the kernel
+    copied anyway, as the C twin does (AUTO_POLICY in ext/loops.c).
     """
 
     name = "zerocopy"
@@ -165,16 +165,12 @@ class _ZeroCopySender(_PlainSender):
         self._view = memoryview(self._region)
         self._errors = _Poller(sock.fileno(), 0, deadline_ns)  # poll() always reports POLLERR
         self._probing = probing
-        self._fallback: _PlainSender | None = None
-        self._payload, self._deadline_ns = payload, deadline_ns
         self._issued = self._completed = self._copied = 0
         self._reap()  # notifications left by an earlier call on this socket are not ours
         self._completed = self._copied = 0
 
     def send(self, want: int) -> int:
         self._judge()
-        if self._fallback is not None:
-            return self._fallback.send(want)
         if self.name != "zerocopy":
             return super().send(want)
         if self._issued - self._completed >= ZEROCOPY_MAX_INFLIGHT:
@@ -198,8 +194,6 @@ class _ZeroCopySender(_PlainSender):
             self._reap()
 
     def close(self) -> None:
-        if self._fallback is not None:
-            self._fallback.close()
         self._reap()
         self._view.release()
         self._region.close()
@@ -208,12 +202,7 @@ class _ZeroCopySender(_PlainSender):
         if not self._probing or self._completed < ZEROCOPY_PROBE_SENDS:
             return
         self._probing = False
-        if self._copied * 2 <= self._completed:
-            return
-        try:
-            self._fallback = _SendfileSender(self._sock, self._payload, self._deadline_ns)
-            self.name = "sendfile"
-        except (OSError, AttributeError):  # no memfd_create / sendfile here
+        if self._copied * 2 > self._completed:
             self.name = "send"
 
     def _make_room(self) -> None:
