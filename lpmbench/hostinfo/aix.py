@@ -16,9 +16,9 @@ import ipaddress
 import os
 import platform
 import re
-import shutil
-import subprocess
 from typing import Any
+
+from ._tools import run_tool
 
 __all__ = ["counters_snapshot", "interface_facts", "os_name", "route_interface",
            "tcp_system_counters"]
@@ -35,15 +35,7 @@ _ATTR_SPEED_RE = re.compile(r"^(\d+)_(Full|Half)_Duplex$", re.I)
 
 # -- running tools -----------------------------------------------------------------------------
 def _run_tool(argv: list[str]) -> str | None:
-    """stdout of a tool, or None when it is missing or fails."""
-    if shutil.which(argv[0]) is None and not os.path.isfile(argv[0]):
-        return None
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S,
-                              env={**os.environ, "LC_ALL": "C"}, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
+    return run_tool(argv, _COMMAND_TIMEOUT_S)
 
 
 def split_name(name: str) -> tuple[str | None, str | None]:

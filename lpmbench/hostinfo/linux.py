@@ -13,10 +13,10 @@ import json
 import os
 import platform
 import re
-import shutil
 import socket
-import subprocess
 from typing import Any
+
+from ._tools import run_tool
 
 __all__ = ["counters_snapshot", "interface_facts", "os_name", "route_interface",
            "tcp_system_counters"]
@@ -36,15 +36,7 @@ _VIRTUAL_DRIVERS = frozenset({"veth", "bridge", "loopback", "tun", "dummy", "mac
 
 # -- running tools -----------------------------------------------------------------------------
 def _run_tool(argv: list[str]) -> str | None:
-    """stdout of a tool, or None when it is missing, fails, or the device does not support it."""
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S,
-                              env={**os.environ, "LC_ALL": "C"}, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
+    return run_tool(argv, _COMMAND_TIMEOUT_S)
 
 
 def _read_sys(path: str) -> str | None:
