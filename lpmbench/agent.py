@@ -36,7 +36,7 @@ MAX_HANDSHAKES = 512
 LISTEN_BACKLOG = 512
 
 
-RUN_OPTIONS = frozenset({"send_method", "rx_discard", "rate_bps", "mss", "probe_port"})
+RUN_OPTIONS = frozenset({"send_method", "rx_discard", "rate_bps", "mss", "probe_port", "max_bytes"})
 SHUTDOWN_REPORT_S = 5.0  # on SIGTERM, time for aborted runs to tell their orchestrators
 
 
@@ -308,6 +308,10 @@ class ControlSession:
         unknown = set(options) - RUN_OPTIONS
         if unknown:
             return f"unknown run option(s): {', '.join(sorted(unknown))}"
+        max_bytes = options.get("max_bytes")
+        if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool)
+                                      or not message["streams"] <= max_bytes <= 2**62):
+            return "max_bytes must be an integer of at least one byte per stream"
         probe_port = options.get("probe_port")
         if probe_port is not None and (not isinstance(probe_port, int) or not 0 < probe_port < 65536):
             return "probe_port must be 1..65535"

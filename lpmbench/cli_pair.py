@@ -44,6 +44,9 @@ def pair(
     = None,
     compression: Annotated[float, typer.Option(help="LPM compression factor for the model (1 = none).",
                                                min=1.0, max=10.0)] = 1.0,
+    size: Annotated[Optional[str], typer.Option("--bytes", help="Stop after sending this much in total, e.g. "
+                                                                 "10GiB (the duration still bounds the run).")]
+    = None,
     rate: Annotated[Optional[str], typer.Option(help="Cap the total send rate, e.g. 2Gbit (default: as fast as "
                                                      "possible, within the agents' --max-rate).")] = None,
     jumbo_compare: Annotated[bool, typer.Option(help="Run twice: as is, then with the MSS clamped to standard "
@@ -77,6 +80,10 @@ def pair(
         options["rate_bps"] = parse_or_die(units.parse_rate_bps, rate, "--rate")
         if options["rate_bps"] <= 0:
             raise die("--rate must be more than 0")
+    if size is not None:
+        options["max_bytes"] = parse_or_die(units.parse_size_bytes, size, "--bytes")
+        if options["max_bytes"] < streams:
+            raise die("--bytes must be at least one byte per stream")
     lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
     window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
     if window_s is not None and (window_s <= 0 or not lpars):

@@ -273,7 +273,8 @@ class _Run:
         return {k: v for k, v in self.config.options.items() if k in ("rx_discard",)}
 
     def _sender_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.config.options.items() if k in ("send_method", "rate_bps", "mss")}
+        return {k: v for k, v in self.config.options.items()
+                if k in ("send_method", "rate_bps", "mss", "max_bytes")}
 
     async def _request(self, client: AgentClient, kind: str, expect: str, **extra: Any) -> protocol.Message:
         await client.send(kind, **self._spec(), **extra)

@@ -376,7 +376,8 @@ class SenderRun(_Run):
         t0 = time.monotonic()
         deadline_ns = time.monotonic_ns() + int(self.spec.duration * 1e9)
         futures = [spawn_thread(loop, f"lpmbench-tx-{i}", dataplane.send_stream, sock.fileno(), payload, deadline_ns,
-                          0, self._counters[i], self.method) for i, sock in enumerate(self._live_sockets())]
+                                self._stream_bytes(i), self._counters[i], self.method)
+                   for i, sock in enumerate(self._live_sockets())]
         self._futures = futures
         end = await self._sample_until_done(futures, t0)
         self._collect_stream_errors(futures)
@@ -386,6 +387,14 @@ class SenderRun(_Run):
         return self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method,
                             stalled=self.stalled, rate_capped=self.rate_capped, **await self._audit_finish(),
                             **self._probe_facts())
+
+    def _stream_bytes(self, stream_id: int) -> int:
+        """This stream's share of a byte-count run (0: until the deadline); shares add up exactly."""
+        total = int(self.spec.options.get("max_bytes") or 0)
+        if not total:
+            return 0
+        share, rest = divmod(total, self.spec.streams)
+        return share + (1 if stream_id < rest else 0)
 
     def _probe_facts(self) -> dict[str, Any]:
         return {"path_probe": dataclasses.asdict(self._probe) if self._probe else None}

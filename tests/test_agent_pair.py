@@ -233,3 +233,15 @@ def test_unreachable_data_port_is_a_clear_check_not_a_hang(run_async):
     assert port_check["status"] == "fail" and "firewall" in port_check["remedy"]
     assert result["partial"] and result["verdict"] == "fail"
     assert took < 8, "the receiver is aborted as soon as the sender reports it cannot connect"
+
+
+def test_byte_count_run_ends_exactly_on_the_count(run_async):
+    async def main():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends, streams=3, duration=20, interval=0.25,
+                                         options={"max_bytes": 100_000_001}))
+
+    result = run_async(main())
+    assert result["bytes"] == 100_000_001 and result["partial"] is False
+    assert [s["bytes"] for s in result["streams"]] == [33_333_334, 33_333_334, 33_333_333]
+    assert result["duration_s"] < 10
