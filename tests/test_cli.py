@@ -125,7 +125,8 @@ def test_pair_redundant_with_four_hand_started_agents(tmp_path):
     assert len(result["pairs"]) == 2 and result["aggregate_goodput_bps"] > result["goodput_bps"] > 0
 
 
-@pytest.mark.parametrize("args,needle", [(["--bytes", "lots"], "--bytes"), (["--bytes", "2", "--streams", "4"], "per stream")])
+@pytest.mark.parametrize("args,needle", [(["--bytes", "lots"], "--bytes"),
+                                         (["--bytes", "2", "--streams", "4"], "per stream")])
 def test_pair_bad_byte_count_exits_2(args, needle):
     result = runner.invoke(app, ["pair", "--local", *args])
     assert result.exit_code == 2 and needle in result.output
