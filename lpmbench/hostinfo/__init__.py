@@ -35,14 +35,19 @@ def hostname() -> str:
 
 
 class CpuMeter:
-    """Whole-host CPU percent and this process's CPU seconds between start() and stop()."""
+    """Whole-host CPU percent and this process's CPU seconds between start() and stop().
+
+    Host CPU comes from deltas of psutil.cpu_times() taken by this meter, not psutil.cpu_percent(), whose
+    single process-wide baseline concurrent runs would reset for each other.
+    """
 
     def __init__(self) -> None:
         self._process = psutil.Process()
         self._cpu_start: float | None = None
+        self._host_start: Any = None
 
     def start(self) -> None:
-        psutil.cpu_percent(interval=None)  # primes psutil's counter: the next call covers the run
+        self._host_start = psutil.cpu_times()
         times = self._process.cpu_times()
         self._cpu_start = times.user + times.system
 
@@ -51,10 +56,14 @@ class CpuMeter:
         if self._cpu_start is None:
             return {"cpu_percent": None, "process_cpu_s": None}
         times = self._process.cpu_times()
-        return {
-            "cpu_percent": psutil.cpu_percent(interval=None),
-            "process_cpu_s": round(times.user + times.system - self._cpu_start, 4),
-        }
+        return {"cpu_percent": _busy_percent(self._host_start, psutil.cpu_times()),
+                "process_cpu_s": round(times.user + times.system - self._cpu_start, 4)}
+
+
+def _busy_percent(before: Any, after: Any) -> float | None:
+    total = sum(after) - sum(before)
+    idle = (after.idle - before.idle) + (getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0))
+    return round(100.0 * (1.0 - idle / total), 1) if total > 0 else None
 
 
 def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, int | None]:
