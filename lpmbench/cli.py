@@ -1,7 +1,5 @@
 """The command line: parses options, calls the library, renders. Exit codes: 0 pass/warn, 1 fail, 2 error."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

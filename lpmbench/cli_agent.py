@@ -1,8 +1,6 @@
 """``lpmbench agent``: parse options, start the agent, its /metrics endpoint and its schedule; serve until
 SIGTERM / SIGINT."""
 
-from __future__ import annotations
-
 import asyncio
 import logging
 import signal
@@ -37,11 +35,11 @@ class ServeOptions:
     """What the agent runs besides its control port."""
 
     metrics_port: int = DEFAULT_METRICS_PORT  # 0: no /metrics
-    metrics_bind: str | None = None
+    metrics_bind: Optional[str] = None
     schedule: list[ScheduledPeer] = field(default_factory=list)
     scheduled_duration: float = 10.0
     scheduled_streams: int = 4
-    key_file: str | None = None  # re-read on SIGHUP
+    key_file: Optional[str] = None  # re-read on SIGHUP
 
 
 class MetricsPortError(Exception):
@@ -153,7 +151,7 @@ def agent(
         raise die(f"cannot listen on {bind or '*'}:{port}: {exc.strerror or exc}") from None
 
 
-def _start_metrics(server: Agent, state: MetricsState, options: ServeOptions) -> MetricsServer | None:
+def _start_metrics(server: Agent, state: MetricsState, options: ServeOptions) -> Optional[MetricsServer]:
     if not options.metrics_port:
         return None
     host = options.metrics_bind or server.config.bind
@@ -168,7 +166,7 @@ def _start_metrics(server: Agent, state: MetricsState, options: ServeOptions) ->
     return metrics
 
 
-def _reload_key(server: Agent, scheduler: Scheduler | None, path: str) -> None:
+def _reload_key(server: Agent, scheduler: Optional[Scheduler], path: str) -> None:
     """SIGHUP: re-read the key file; a bad file keeps the old key, loudly."""
     try:
         key = keys.load_key(path)
@@ -181,7 +179,7 @@ def _reload_key(server: Agent, scheduler: Scheduler | None, path: str) -> None:
     log.info("SIGHUP: key reloaded from %s; new sessions use it", path)
 
 
-def _start_schedule(server: Agent, state: MetricsState, options: ServeOptions) -> Scheduler | None:
+def _start_schedule(server: Agent, state: MetricsState, options: ServeOptions) -> Optional[Scheduler]:
     if not options.schedule:
         return None
     state.expect_scheduled(peer.label for peer in options.schedule)
@@ -195,7 +193,7 @@ def _start_schedule(server: Agent, state: MetricsState, options: ServeOptions) -
     return scheduler
 
 
-async def _serve(config: AgentConfig, options: ServeOptions | None = None) -> None:
+async def _serve(config: AgentConfig, options: Optional[ServeOptions] = None) -> None:
     options = options or ServeOptions()
     state = MetricsState()
     server = Agent(config, listeners=[state])

@@ -1,7 +1,5 @@
 """``lpmbench pair``: parse options, run the pair (or two local agents), render the result."""
 
-from __future__ import annotations
-
 import dataclasses
 import sys
 from typing import Annotated, Any, Optional

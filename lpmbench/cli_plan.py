@@ -1,7 +1,5 @@
 """``lpmbench plan``: how long would a partition take to move, and does it fit the window?"""
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import Annotated, Any, Optional

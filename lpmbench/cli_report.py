@@ -5,8 +5,6 @@ a file that is not JSON, JSON that is not an lpmbench result, an HTML page that 
 plotting extra missing for ``--html``. Each gets one line on stderr, never a traceback.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from typing import Annotated, Any, Optional
