@@ -1,4 +1,4 @@
-"""Builds lpmbench's optional C data plane, ``lpmbench._lpmbench``, from ``ext/``.
+"""Builds lpmbench's optional C data plane, ``lpmbench.dataplane._lpmbench``, from ``ext/``.
 
 Project metadata lives in pyproject.toml; this file only adds the extension module.
 
@@ -25,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 NO_EXTENSIONS_VARIABLE = "LPMBENCH_NO_EXTENSIONS"
 EXTENSION = Extension(
-    "lpmbench._lpmbench",
+    "lpmbench.dataplane._lpmbench",
     sources=["ext/_lpmbench.c", "ext/loops.c"],
     depends=["ext/loops.h"],
 )
@@ -59,7 +59,7 @@ def _missing_build_tools(compiler_command: list[str]) -> list[str]:
 
 def _failure(details: str) -> SystemExit:
     return SystemExit(
-        f"lpmbench build: could not build the C data plane (lpmbench._lpmbench): {details}\n"
+        f"lpmbench build: could not build the C data plane (lpmbench.dataplane._lpmbench): {details}\n"
         f"lpmbench build: install what is missing, or set {NO_EXTENSIONS_VARIABLE}=1 for a pure-Python build."
     )
 
@@ -72,16 +72,16 @@ class LoudBuildExt(build_ext):
         if reason is not None:
             _say(f"PURE-PYTHON build ({reason}); the data plane will be lpmbench.dataplane._python")
             self.extensions = []
-            _remove_stale_builds(os.path.join(self.build_lib, "lpmbench"))
+            _remove_stale_builds(os.path.join(self.build_lib, "lpmbench", "dataplane"))
             if self.inplace:
-                _remove_stale_builds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpmbench"))
+                _remove_stale_builds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpmbench", "dataplane"))
             return
         _say(f"building the C data plane with {_compiler_description()}")
         try:
             super().run()
         except Exception as exc:  # distutils raises several unrelated error classes here
             raise self._explain(exc) from exc
-        _say("C build: lpmbench._lpmbench compiled; the data plane will be the C twin")
+        _say("C build: lpmbench.dataplane._lpmbench compiled; the data plane will be the C twin")
 
     def build_extension(self, ext: Extension) -> None:
         missing = _missing_build_tools(list(getattr(self.compiler, "compiler_so", None) or []))

@@ -158,7 +158,7 @@ def lpmbench_tool(dataplane: str) -> Tool:
 @contextlib.contextmanager
 def lab_agents(lab: Any, env: dict[str, str], key_path: str, log_dir: str) -> Iterator[list[str]]:
     """An agent in lab host a (sends) and one in b (receives); yields their "address:port"."""
-    from lpmbench.local import LocalAgentError, wait_ready
+    from lpmbench.orchestrator.local import LocalAgentError, wait_ready
 
     procs: list[subprocess.Popen] = []
     with contextlib.ExitStack() as logs:
@@ -303,7 +303,7 @@ def iperf2_tool(binary: str, place: Placement) -> Tool:
 def available_tools(make_lpmbench: Callable[[str], Tool], place: Placement) -> list[Tool]:
     tools = [make_lpmbench("c"), make_lpmbench("python")]
     try:
-        import lpmbench._lpmbench  # noqa: F401
+        import lpmbench.dataplane._lpmbench  # noqa: F401
     except ImportError as exc:
         print(f"note: lpmbench's C data plane is not built ({exc}); `pip install -e .` builds it", file=sys.stderr)
         tools = tools[1:]
@@ -418,7 +418,7 @@ def check_link_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if not 576 <= args.mtu <= 65535:  # 576: the smallest MTU every IPv4 host must take
         parser.error(f"--mtu must be between 576 and 65535, not {args.mtu}")
     if args.rate is not None:
-        from lpmbench.units import parse_rate_bps
+        from lpmbench.analysis.units import parse_rate_bps
 
         try:
             args.rate_bps = int(parse_rate_bps(args.rate))
@@ -438,8 +438,8 @@ def netns_missing() -> list[str]:
 
 def measure_netns(args: argparse.Namespace) -> tuple[list[Tool], dict]:
     """Build the lab, measure every tool across it, tear it down (also on errors and Ctrl-C)."""
-    from lpmbench import keys
     from lpmbench.lab import Lab, PortSpec
+    from lpmbench.net import keys
 
     port = PortSpec(host_mtu=args.mtu, switch_mtu=args.mtu, rate_bps=args.rate_bps)
     with tempfile.TemporaryDirectory(prefix="vs-peers-") as tmp, Lab({"a": port, "b": port}) as lab:

@@ -226,7 +226,7 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "lpmbench._lpmbench",
+    PyModuleDef_HEAD_INIT, "lpmbench.dataplane._lpmbench",
     "C twin of lpmbench.dataplane._python: one stream's send or receive loop with the GIL released.",
     -1, module_methods, NULL, NULL, NULL, NULL,
 };

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lpmbench.agent import Agent, AgentConfig, AgentLimits
-from lpmbench.local import READY_PREFIX
-from lpmbench.pair import Endpoint
+from lpmbench.agent.server import Agent, AgentConfig, AgentLimits
+from lpmbench.orchestrator.local import READY_PREFIX
+from lpmbench.orchestrator.pair import Endpoint
 
 KEY = b"k" * 32
 REPO = Path(__file__).resolve().parent.parent

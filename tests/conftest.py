@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from lpmbench import eventloop, keys
+from lpmbench.net import eventloop, keys
 
 LOOP_PARAMS = [pytest.param("asyncio", id="asyncio"),
                pytest.param("uvloop", id="uvloop",
@@ -45,7 +45,7 @@ def twin(request: pytest.FixtureRequest) -> ModuleType:
     """The data-plane twin under test: one suite runs over both, as multidict's does."""
     if request.param == "c":
         try:
-            from lpmbench import _lpmbench
+            from lpmbench.dataplane import _lpmbench
         except ImportError as exc:
             pytest.skip(f"the C data plane is not built ({exc}); `pip install -e .` builds it")
         return _lpmbench

@@ -20,7 +20,7 @@ from typing import Callable
 import pytest
 
 from lpmbench.lab import Lab, PortSpec, lab_unavailable_reason
-from lpmbench.pathprobe import start_responder
+from lpmbench.net.pathprobe import start_responder
 
 __all__ = ["lab", "lab_required", "make_lab", "responder_in"]
 

@@ -14,8 +14,8 @@ import trustme
 from agent_helpers import AgentProcess
 from typer.testing import CliRunner
 
-from lpmbench import keys
 from lpmbench.cli import app
+from lpmbench.net import keys
 
 runner = CliRunner()
 

@@ -9,9 +9,9 @@ import pytest
 import trustme
 from agent_helpers import in_process_agents
 
-from lpmbench.agent import AgentLimits
-from lpmbench.netacl import allowed, parse_networks
-from lpmbench.pair import PairConfig, PairError, run_pair
+from lpmbench.agent.server import AgentLimits
+from lpmbench.net.acl import allowed, parse_networks
+from lpmbench.orchestrator.pair import PairConfig, PairError, run_pair
 
 KEY = b"k" * 32
 
@@ -151,7 +151,7 @@ def test_agent_shutdown_mid_run_reports_aborted_partial_result(run_async):
 
 
 def test_connections_beyond_the_handshake_cap_are_closed_at_once(run_async, monkeypatch):
-    from lpmbench import agent as agent_module
+    from lpmbench.agent import server as agent_module
 
     monkeypatch.setattr(agent_module, "MAX_HANDSHAKES", 5)
 
@@ -196,7 +196,7 @@ def test_rate_above_what_a_signed_int_holds_is_accepted(run_async):
 def test_a_run_that_raises_stops_its_streams_and_frees_the_agent(run_async, monkeypatch):
     import threading
 
-    from lpmbench import runs
+    from lpmbench.agent import runs
 
     def explode(self):
         raise RuntimeError("boom in the sampler")

@@ -9,9 +9,9 @@ import json
 import pytest
 from agent_helpers import in_process_agents
 
-from lpmbench import protocol
-from lpmbench.agent import Agent, AgentConfig, AgentLimits
-from lpmbench.pair import AgentClient, Endpoint, PairConfig, PairError, run_pair
+from lpmbench.agent.server import Agent, AgentConfig, AgentLimits
+from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, PairError, run_pair
+from lpmbench.protocol import connection as protocol
 
 KEY = b"k" * 32
 
@@ -185,7 +185,7 @@ def test_data_port_ignores_connections_without_the_token(run_async):
 
 
 def test_redundant_pairs_run_at_once_and_add_up(run_async):
-    from lpmbench.pair import run_pairs
+    from lpmbench.orchestrator.pair import run_pairs
 
     async def main():
         started = []

@@ -10,9 +10,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from lpmbench import keys
 from lpmbench.cli import app
-from lpmbench.local import local_agents
+from lpmbench.net import keys
+from lpmbench.orchestrator.local import local_agents
 
 runner = CliRunner()
 

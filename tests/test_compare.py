@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lpmbench import compare as comparison
-from lpmbench.report import rate
+from lpmbench.analysis import compare as comparison
+from lpmbench.render.terminal import rate
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "results"
 

@@ -136,9 +136,8 @@ def test_api_surface(twin: ModuleType) -> None:
 
 
 def test_twins_offer_the_same_methods() -> None:
-    pytest.importorskip("lpmbench._lpmbench", reason="the C data plane is not built")
-    from lpmbench import _lpmbench
-    from lpmbench.dataplane import _python
+    pytest.importorskip("lpmbench.dataplane._lpmbench", reason="the C data plane is not built")
+    from lpmbench.dataplane import _lpmbench, _python
 
     assert _lpmbench.SEND_METHODS == _python.SEND_METHODS
     assert _lpmbench.IMPLEMENTATION == "c" and _python.IMPLEMENTATION == "python"
@@ -147,7 +146,7 @@ def test_twins_offer_the_same_methods() -> None:
 @pytest.mark.parametrize("setting, expected", [("1", "python"), ("", None)])
 def test_no_extensions_variable_picks_python(setting: str, expected: str | None) -> None:
     if expected is None:
-        pytest.importorskip("lpmbench._lpmbench", reason="the C data plane is not built")
+        pytest.importorskip("lpmbench.dataplane._lpmbench", reason="the C data plane is not built")
         expected = "c"
     env = {**os.environ, "LPMBENCH_NO_EXTENSIONS": setting}
     code = "import lpmbench.dataplane as d; print(d.IMPLEMENTATION)"

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpmbench import protocol
-from lpmbench.protocol import (
+from lpmbench.protocol import connection as protocol
+from lpmbench.protocol.connection import (
     AGENT_REPLIES,
     CLIENT_COMMANDS,
     CLOSED,

@@ -23,10 +23,13 @@ import psutil
 import pytest
 from agent_helpers import AgentProcess, in_process_agents
 
-from lpmbench import agent as agent_module
-from lpmbench import eventloop, keys, pair, protocol, runs
-from lpmbench.agent import AgentLimits
-from lpmbench.pair import AgentClient, Endpoint, PairConfig, run_pair
+from lpmbench.agent import runs
+from lpmbench.agent import server as agent_module
+from lpmbench.agent.server import AgentLimits
+from lpmbench.net import eventloop, keys
+from lpmbench.orchestrator import pair
+from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, run_pair
+from lpmbench.protocol import connection as protocol
 
 KEY = b"h" * 32
 HEADER = struct.Struct(">I")

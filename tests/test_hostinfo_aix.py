@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lpmbench.hostinfo import aix
+from lpmbench.platform import aix
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aix"
 

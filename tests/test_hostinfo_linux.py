@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lpmbench.hostinfo import aix, linux
+from lpmbench.platform import aix, linux
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -150,7 +150,7 @@ def veth_namespace() -> Iterator[str]:
 
 def test_facts_of_a_veth_inside_a_namespace(veth_namespace: str) -> None:
     # /sys and /proc/net follow the mount namespace, so ask a process started inside it.
-    code = ("import json; from lpmbench.hostinfo import linux; print(json.dumps({"
+    code = ("import json; from lpmbench.platform import linux; print(json.dumps({"
             "'facts': linux.interface_facts('v0'), 'peer': linux.interface_facts('v1'),"
             "'route': linux.route_interface('10.78.0.2'), 'tcp': linux.tcp_system_counters()}))")
     proc = subprocess.run(["ip", "netns", "exec", veth_namespace, sys.executable, "-c", code],

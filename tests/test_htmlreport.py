@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("plotly", reason="the report extra is not installed: pip install 'lpmbench[report]'")
 
-from lpmbench import htmlreport  # noqa: E402
+from lpmbench.render import html as htmlreport  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "results"
 CHART_IDS = ("chart-goodput_bps", "chart-retransmits", "chart-rtt_ms")
@@ -182,7 +182,7 @@ def test_write_html_writes_the_page_and_leaves_no_temporary_file(tmp_path):
 def test_missing_extra_raises_with_the_install_hint():
     # A separate interpreter where importing plotly fails, as on a host without the extra.
     code = ("import sys; sys.modules['plotly'] = None\n"
-            "from lpmbench import htmlreport\n"
+            "from lpmbench.render import html as htmlreport\n"
             "for call in (htmlreport.check_extra, lambda: htmlreport.render_html({})):\n"
             "    try:\n        call()\n"
             "    except htmlreport.ReportExtraMissing as exc:\n        print(exc)\n")

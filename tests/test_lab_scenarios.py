@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from agent_helpers import AgentProcess
 
-from lpmbench import eventloop, keys
 from lpmbench.lab import Lab, PortSpec
-from lpmbench.pair import Endpoint, PairConfig, run_pair, run_with_jumbo_compare
+from lpmbench.net import eventloop, keys
+from lpmbench.orchestrator.pair import Endpoint, PairConfig, run_pair, run_with_jumbo_compare
 
 pytest_plugins = ["conftest_lab"]
 pytestmark = pytest.mark.lab

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lpmbench.lpm import (
+from lpmbench.analysis.lpm import (
     DEFAULT_ASSUMPTIONS,
     RULE_OF_THUMB_1GBE_BYTES_PER_S,
     LparSpec,

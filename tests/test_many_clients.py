@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from agent_helpers import in_process_agents
 
-from lpmbench.agent import AgentLimits
-from lpmbench.pair import Endpoint, PairConfig, PairError, run_pair
+from lpmbench.agent.server import AgentLimits
+from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pair
 
 KEY = b"m" * 32
 ORCHESTRATORS = 6

@@ -14,10 +14,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lpmbench import runs
-from lpmbench.agent import Agent, AgentConfig
-from lpmbench.metrics import MetricsServer, MetricsState, NicWatcher, build_registry
-from lpmbench.pair import Endpoint, PairConfig, run_pair
+from lpmbench.agent import runs
+from lpmbench.agent.server import Agent, AgentConfig
+from lpmbench.metrics.collector import MetricsServer, MetricsState, NicWatcher, build_registry
+from lpmbench.orchestrator.pair import Endpoint, PairConfig, run_pair
 
 KEY = b"m" * 32
 SENDER, RECEIVER = "127.0.0.1", "127.0.0.2"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lpmbench.lab import Lab, PortSpec
-from lpmbench.pathprobe import _Search, probe_path_mtu, start_responder
+from lpmbench.net.pathprobe import _Search, probe_path_mtu, start_responder
 
 pytest_plugins = ["conftest_lab"]  # make_lab, responder_in
 TOKEN = "run-7f3a"

@@ -22,8 +22,10 @@ from typing import Any, Callable
 import pytest
 from agent_helpers import AgentProcess
 
-from lpmbench import eventloop, keys, pair, runs
-from lpmbench.pair import PairConfig, run_pair
+from lpmbench.agent import runs
+from lpmbench.net import eventloop, keys
+from lpmbench.orchestrator import pair
+from lpmbench.orchestrator.pair import PairConfig, run_pair
 
 INTERVAL = 0.25
 SILENCE_SLACK = 1.0  # pair.SILENCE_SLACK_S shortened for these tests (default 5 s)

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lpmbench import results
+from lpmbench.analysis import results
 from lpmbench.cli import app
 
 runner = CliRunner()

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from lpmbench import eventloop
-from lpmbench.agent import Agent, AgentConfig
-from lpmbench.metrics import MetricsServer, MetricsState, NicWatcher, build_registry
-from lpmbench.pair import Endpoint, PairConfig, run_pair
+from lpmbench.agent.server import Agent, AgentConfig
+from lpmbench.metrics.collector import MetricsServer, MetricsState, NicWatcher, build_registry
+from lpmbench.net import eventloop
+from lpmbench.orchestrator.pair import Endpoint, PairConfig, run_pair
 
 PROMETHEUS = shutil.which("prometheus")
 KEY = b"p" * 32

@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from lpmbench import protocol
-from lpmbench.protocol import CLOSED, NEED_DATA, Authenticated, Connection, Failure, Message, Role, State
+from lpmbench.protocol import connection as protocol
+from lpmbench.protocol.connection import CLOSED, NEED_DATA, Authenticated, Connection, Failure, Message, Role, State
 
 KEY = bytes(range(32))
 AGENT_INFO = {"hostname": "msp-b", "version": "test"}

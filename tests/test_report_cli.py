@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
-import lpmbench.cli_report  # noqa: F401  (registers report and compare on the app)
 from lpmbench.cli import app
-from lpmbench.cli_report import for_terminal
-from lpmbench.report import rate, render_terminal
+from lpmbench.cli.report import for_terminal
+from lpmbench.render.terminal import rate, render_terminal
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "results"
 LOCAL, EIGHT, EDITED = (str(FIXTURES / n) for n in ("local.json", "local-8-streams.json",
@@ -137,7 +136,6 @@ def test_html_to_a_missing_directory_is_a_clear_error(tmp_path):
 def test_html_without_the_extra_says_how_to_get_it(tmp_path):
     # A separate interpreter in which plotly cannot be imported, as on a host without the extra.
     code = ("import sys; sys.modules['plotly'] = None\n"
-            "import lpmbench.cli_report\n"
             "from lpmbench.cli import main\n"
             f"sys.argv = ['lpmbench', 'report', {LOCAL!r}, '--html', {str(tmp_path / 'r.html')!r}]\n"
             "main()\n")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from lpmbench import results, verdict
-from lpmbench.pair import Endpoint, PairConfig
+from lpmbench.analysis import results
+from lpmbench.analysis.checks import base as verdict
+from lpmbench.orchestrator.pair import Endpoint, PairConfig
 
 
 def cfg(streams=2):
@@ -100,7 +101,7 @@ def test_one_stalled_stream_ends_the_run_naming_it(monkeypatch):
     """The stall detector over real SenderRun code, fed TCP_INFO values: stream 1 stops being acknowledged."""
     import asyncio
 
-    from lpmbench import runs
+    from lpmbench.agent import runs
 
     async def no_report(kind, fields):
         return None

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from lpmbench import eventloop
-from lpmbench.agent import Agent, AgentConfig
-from lpmbench.metrics import MetricsState, NicWatcher, build_registry
-from lpmbench.pair import Endpoint, PairConfig, run_pair
+from lpmbench.agent.server import Agent, AgentConfig
+from lpmbench.metrics.collector import MetricsState, NicWatcher, build_registry
+from lpmbench.net import eventloop
+from lpmbench.orchestrator.pair import Endpoint, PairConfig, run_pair
 
 PROMTOOL = shutil.which("promtool")
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

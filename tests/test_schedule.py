@@ -9,12 +9,12 @@ import logging
 import pytest
 from typer.testing import CliRunner
 
-from lpmbench import protocol
-from lpmbench.agent import Agent, AgentConfig
+from lpmbench.agent.server import Agent, AgentConfig
 from lpmbench.cli import app
-from lpmbench.metrics import MetricsState, build_registry
-from lpmbench.pair import AgentClient, Endpoint, PairConfig, run_pair
-from lpmbench.schedule import ScheduledPeer, Scheduler, own_endpoint, pair_every, parse_every
+from lpmbench.metrics.collector import MetricsState, build_registry
+from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, run_pair
+from lpmbench.orchestrator.schedule import ScheduledPeer, Scheduler, own_endpoint, pair_every, parse_every
+from lpmbench.protocol import connection as protocol
 
 KEY = b"s" * 32
 runner = CliRunner()
@@ -204,7 +204,7 @@ def test_scheduler_refuses_an_unbounded_duration():
 
 
 def test_the_agent_command_wires_its_schedule_to_its_own_port_key_and_metrics(run_async):
-    from lpmbench.cli_agent import ServeOptions, _start_schedule
+    from lpmbench.cli.agent import ServeOptions, _start_schedule
 
     async def main():
         async with agents() as started:

@@ -31,9 +31,12 @@ from typing import Any, Callable
 import pytest
 from agent_helpers import AgentProcess
 
-from lpmbench import eventloop, keys, pair, protocol, runs, sockopts
+from lpmbench.agent import runs
 from lpmbench.lab import Lab, lab_unavailable_reason
-from lpmbench.pair import AgentClient, Endpoint, PairConfig, run_pair
+from lpmbench.net import eventloop, keys, sockopts
+from lpmbench.orchestrator import pair
+from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, run_pair
+from lpmbench.protocol import connection as protocol
 
 pytestmark = pytest.mark.lab
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lpmbench.units import (
+from lpmbench.analysis.units import (
     format_byte_rate,
     format_bytes,
     format_duration,

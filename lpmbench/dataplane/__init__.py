@@ -1,6 +1,6 @@
 """The data plane: bulk send and receive of one stream. Chooses the C twin or the pure-Python twin once.
 
-The C extension (``lpmbench._lpmbench``, built from ``ext/``) is used when it imports, unless
+The C extension (``lpmbench.dataplane._lpmbench``, built from ``ext/``) is used when it imports, unless
 ``LPMBENCH_NO_EXTENSIONS=1`` is set or the interpreter is not CPython. Both twins expose the same API:
 ``new_counters``, ``send_stream``, ``recv_stream``, ``SLOT_BYTES``, ``SLOT_STOP``, ``SEND_METHODS``
 and ``IMPLEMENTATION`` ("c" or "python").
@@ -30,7 +30,7 @@ fallback_reason: str | None = None
 
 def _choose() -> ModuleType:
     global fallback_reason
-    from . import _python
+    from lpmbench.dataplane import _python
 
     if os.environ.get("LPMBENCH_NO_EXTENSIONS", "") not in ("", "0"):
         fallback_reason = "LPMBENCH_NO_EXTENSIONS is set"
@@ -39,7 +39,7 @@ def _choose() -> ModuleType:
         fallback_reason = f"{platform.python_implementation()} runs the pure-Python data plane"
         return _python
     try:
-        from .. import _lpmbench  # type: ignore[attr-defined]
+        from lpmbench.dataplane import _lpmbench  # type: ignore[attr-defined]
     except ImportError as exc:
         fallback_reason = f"C data plane unavailable ({exc}); using the pure-Python twin"
         log.warning("%s", fallback_reason)

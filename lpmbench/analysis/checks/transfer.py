@@ -1,0 +1,64 @@
+"""Checks on the transfer itself: did the run complete, did every stream reach the port range and move data,
+and how many segments were retransmitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
+
+# Retransmitted segments / segments sent. A dedicated LPM network retransmits next to nothing; IBM names
+# retransmissions (e.g. a 10 Gb MSP feeding a 1 Gb MSP) as the cause of slow or stalled migrations. Modern
+# congestion control (BBR) can keep goodput up while the link drops frames, so the rate is judged, not goodput.
+RETRANSMIT_WARN = 0.001  # 0.1 %: something drops frames; LPM will feel it under load
+RETRANSMIT_FAIL = 0.01  # 1 %: loss at this level collapses loss-based TCP and stalls migrations
+
+
+def retransmit_check(result: dict[str, Any]) -> dict[str, str]:
+    rate, retrans, segs = result.get("retransmit_rate"), result.get("retransmits"), result.get("segments_out")
+    name = "retransmit rate"
+    if rate is None:
+        return check(name, UNKNOWN, "the sender's OS reports no per-socket retransmit counters",
+                     "compare 'netstat -s' retransmit counters on the sending MSP before and after a run")
+    detail = f"{rate:.3%} of {segs} segments retransmitted ({retrans})"
+    remedy = ("look for a speed mismatch between the MSPs (10 Gb feeding 1 Gb: set the same speed, or enable "
+              "flow control on the switch port of the slower side), a jumbo-frame mismatch, or a faulty "
+              "cable / SFP; check NIC error counters (entstat -d entX on VIOS, ethtool -S on Linux)")
+    if rate >= RETRANSMIT_FAIL:
+        return check(name, FAIL, detail + f" (fail at {RETRANSMIT_FAIL:.1%})", remedy)
+    if rate >= RETRANSMIT_WARN:
+        return check(name, WARN, detail + f" (warn at {RETRANSMIT_WARN:.1%})", remedy)
+    return check(name, PASS, detail)
+
+
+def completion_check(result: dict[str, Any]) -> dict[str, str]:
+    if result.get("partial"):
+        return check("run completed", FAIL, f"the run did not complete: {result.get('error') or 'unknown error'}",
+                     "make sure both agents stay up and reachable for the whole run, then run again")
+    return check("run completed", PASS, f"{result['config']['streams']} streams for {result['duration_s']:.1f} s")
+
+
+def data_port_check(result: dict[str, Any]) -> dict[str, str]:
+    info = result.get("data_port") or {}
+    name = "LPM port range reachable"
+    port, span = info.get("port"), info.get("range")
+    where = f"data port {port}" + (f" (from {span[0]}-{span[1]})" if span and span != [0, 0] else "")
+    if info.get("reachable") is False:
+        return check(name, FAIL, f"the sender could not reach the receiver's {where}: {info.get('error')}",
+                     "open the LPM port range between the MSPs in every firewall on the path (LPM takes two "
+                     "ephemeral ports per migration; on VIOS see vioslpm0 tcp_port_low / tcp_port_high), or "
+                     "give the agent the range your firewall allows with --data-ports")
+    if info.get("reachable") is None:
+        return check(name, UNKNOWN, f"no stream reached the {where}", "")
+    return check(name, PASS, f"the streams reached the {where}")
+
+
+def streams_check(result: dict[str, Any]) -> dict[str, str]:
+    streams = result.get("streams", [])
+    idle = [s["id"] for s in streams if not s.get("bytes")]
+    if idle:
+        return check("all streams moved data", FAIL, f"stream(s) {', '.join(map(str, idle))} moved no data",
+                     "a firewall or a stateful middlebox may block some of the LPM port range; check the data "
+                     "ports between the MSPs")
+    return check("all streams moved data", PASS, f"{len(streams)} of {len(streams)} streams moved data")

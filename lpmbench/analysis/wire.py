@@ -1,0 +1,52 @@
+"""Facts about the path and the wire, derived from the agents' reports: interfaces, path MTU, wire limit.
+
+The wire limit at a path MTU is the slowest link x payload fraction MSS / (MTU + 38): 38 bytes of Ethernet
+preamble, header, FCS and inter-frame gap per frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ETHERNET_OVERHEAD = 38  # preamble 8 + header 14 + FCS 4 + inter-frame gap 12 bytes per frame on the wire
+JUMBO_MTU = 9000
+LOOPBACK_NAMES = ("lo", "lo0")
+
+
+def interfaces(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    both = result.get("interfaces") or {}
+    return both.get("sender") or {}, both.get("receiver") or {}
+
+
+def on_loopback(result: dict[str, Any]) -> bool:
+    tx, rx = interfaces(result)
+    return tx.get("name") in LOOPBACK_NAMES or rx.get("name") in LOOPBACK_NAMES
+
+
+def path_facts(sender_result: dict[str, Any], receiver_result: dict[str, Any]) -> dict[str, Any]:
+    tx, rx = sender_result.get("interface") or {}, receiver_result.get("interface") or {}
+    probe = sender_result.get("path_probe") or {}
+    return {"mtu": probe.get("mtu"), "probe_complete": probe.get("complete"), "probe_error": probe.get("error"),
+            "probe_elapsed_s": probe.get("elapsed_s"),
+            "sender_interface": tx.get("name"), "receiver_interface": rx.get("name"),
+            "sender_mtu": tx.get("mtu"), "receiver_mtu": rx.get("mtu")}
+
+
+def slowest_link_mbps(result: dict[str, Any]) -> int | None:
+    speeds = [i.get("speed_mbps") for i in interfaces(result)]
+    known = [s for s in speeds if isinstance(s, int) and s > 0]
+    return min(known) if len(known) == 2 else None
+
+
+def wire_limit_bps(result: dict[str, Any]) -> float | None:
+    """Slowest link x payload fraction MSS / (MTU + 38), at the probed path MTU and the streams' MSS."""
+    speed = slowest_link_mbps(result)
+    mtu = (result.get("path") or {}).get("mtu")
+    mss = [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)]
+    if speed is None or not mtu or not mss or on_loopback(result):
+        return None
+    # The frames the streams sent: their MSS plus IP and TCP headers with timestamps, at most the path MTU.
+    headers = 72 if ":" in str((result.get("sender") or {}).get("address") or "") else 52
+    payload = min(min(mss), mtu - headers)
+    frame = min(mtu, payload + headers)
+    return speed * 1e6 * payload / (frame + ETHERNET_OVERHEAD)

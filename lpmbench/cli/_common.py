@@ -1,0 +1,59 @@
+"""What every command shares: the typer app, exit codes, error output, key loading and option parsing.
+
+Command modules import only this module from the CLI; :mod:`lpmbench.cli` registers them.
+Exit codes: 0 pass/warn, 1 fail, 2 usage or runtime error.
+"""
+
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lpmbench import __version__
+from lpmbench.net import keys
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Is the network between two PowerVM MSPs fit for Live Partition Mobility, and if not, why?")
+err = Console(stderr=True, soft_wrap=True)
+
+
+def die(message: str) -> typer.Exit:
+    err.print(f"[bold red]lpmbench:[/bold red] {escape(message)}", highlight=False)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lpmbench {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    pass
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new random key (32 bytes, hex). Store it mode 600 on every agent and on the orchestrator."""
+    print(keys.generate_key())
+
+
+def load_key_or_die(path: Optional[str]) -> Optional[bytes]:
+    if path is None:
+        return None
+    try:
+        return keys.load_key(path)
+    except keys.KeyFileError as exc:
+        raise die(str(exc)) from None
+
+
+def parse_or_die(parser: Any, text: str, option: str) -> Any:
+    try:
+        return parser(text)
+    except (ValueError, TypeError) as exc:
+        raise die(f"{option}: {exc}") from None

@@ -1,0 +1,163 @@
+"""``lpmbench pair``: parse options, run the pair (or two local agents), render the result."""
+
+import dataclasses
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from lpmbench.analysis import lpm, units
+from lpmbench.cli._common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die, parse_or_die
+from lpmbench.net import eventloop
+from lpmbench.net import tls as tlsconfig
+from lpmbench.orchestrator.local import LocalAgentError, local_agents
+from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pairs, run_with_jumbo_compare
+from lpmbench.render import html as htmlreport
+from lpmbench.render import terminal as report
+
+
+@app.command()
+def pair(
+    sender: Annotated[Optional[str], typer.Argument(help="Agent A that sends (host, IPv4, IPv6, optional :port).")]
+    = None,
+    receiver: Annotated[Optional[str], typer.Argument(help="Agent B that receives.")] = None,
+    streams: Annotated[int, typer.Option(help="Parallel TCP streams. Default 4 is an ASSUMPTION about LPM: "
+                                              "vioslpm0 concurrency_lvl defaults to 4 mover threads on VIOS "
+                                              "2.2.4+.", min=1, max=256)] = 4,
+    duration: Annotated[float, typer.Option(help="Seconds of bulk transfer.", min=0.2, max=86400)] = 10.0,
+    interval: Annotated[Optional[float], typer.Option(help="Seconds between interval reports [default: 1, or the "
+                                                           "duration when shorter].", min=0.1, max=3600)] = None,
+    key_file: Annotated[Optional[str], typer.Option(help="Pre-shared key file, the same as the agents'.")] = None,
+    insecure: Annotated[bool, typer.Option(help="Talk to agents started with --insecure.")] = False,
+    data_host: Annotated[Optional[str], typer.Option(help="Address A uses to reach B's data port when it differs "
+                                                          "from how this host reaches B (e.g. a dedicated LPM "
+                                                          "network).")] = None,
+    send_method: Annotated[str, typer.Option(help="auto, or a method the sender's data plane lists "
+                                                  "(zerocopy, sendfile, send).")] = "auto",
+    rx_discard: Annotated[bool, typer.Option(help="Receiver drops data in the kernel (MSG_TRUNC) to measure the "
+                                                  "network, not the copy.")] = False,
+    lpar: Annotated[Optional[list[str]], typer.Option(
+        metavar="NAME:MEMORY[:DIRTY_RATE]", help="A partition to judge against the measured bandwidth, e.g. "
+                                                 "db01:256GiB:600MiB/s (repeatable).")] = None,
+    window: Annotated[Optional[str], typer.Option(help="Migration window the partitions must fit, e.g. 30m.")]
+    = None,
+    compression: Annotated[float, typer.Option(help="LPM compression factor for the model (1 = none).",
+                                               min=1.0, max=10.0)] = 1.0,
+    size: Annotated[Optional[str], typer.Option("--bytes", help="Stop after sending this much in total, e.g. "
+                                                                 "10GiB (the duration still bounds the run).")]
+    = None,
+    rate: Annotated[Optional[str], typer.Option(help="Cap the total send rate, e.g. 2Gbit (default: as fast as "
+                                                     "possible, within the agents' --max-rate).")] = None,
+    jumbo_compare: Annotated[bool, typer.Option(help="Run twice: as is, then with the MSS clamped to standard "
+                                                     "frames; report the gain in goodput and CPU per GB.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+    = False,
+    html: Annotated[Optional[str], typer.Option(help="Also write a self-contained HTML report with charts "
+                                                     "(needs: pip install 'lpmbench[report]').")] = None,
+    redundant: Annotated[Optional[tuple[str, str]], typer.Option(
+        metavar="A2 B2", help="A second (redundant) MSP pair run at the same time: A2 sends to B2. LPM's redundant "
+                              "MSP pairs carry memory in parallel; the verdict judges their sum.")] = None,
+    tls: Annotated[bool, typer.Option(help="Use TLS to the agents' control ports, trusting the system CAs.")] = False,
+    tls_ca: Annotated[Optional[str], typer.Option(help="Use TLS and trust agents signed by this CA (PEM).")] = None,
+    tls_cert: Annotated[Optional[str], typer.Option(help="Client certificate (PEM) for agents run with --tls-ca.")]
+    = None,
+    tls_key: Annotated[Optional[str], typer.Option(help="Key of --tls-cert (PEM).")] = None,
+    local: Annotated[bool, typer.Option(help="Start two agents on this host (127.0.0.1 sends to 127.0.0.2) with a "
+                                             "throwaway key, run, and stop them.")] = False,
+) -> None:
+    """Make agent A send LPM-like parallel TCP streams to agent B and judge the path for LPM."""
+    if local == bool(sender or receiver):
+        raise die("give two agents (pair A B) or --local, not both and not neither")
+    if not local and not (sender and receiver):
+        raise die("give both agents: lpmbench pair SENDER RECEIVER")
+    if interval is None:
+        interval = min(1.0, duration)
+    if interval > duration:
+        raise die(f"--interval ({interval:g} s) must not exceed --duration ({duration:g} s)")
+    options: dict[str, Any] = {}
+    if rate is not None:
+        options["rate_bps"] = parse_or_die(units.parse_rate_bps, rate, "--rate")
+        if options["rate_bps"] <= 0:
+            raise die("--rate must be more than 0")
+    if size is not None:
+        options["max_bytes"] = parse_or_die(units.parse_size_bytes, size, "--bytes")
+        if options["max_bytes"] < streams:
+            raise die("--bytes must be at least one byte per stream")
+    lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
+    window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
+    if window_s is not None and (window_s <= 0 or not lpars):
+        raise die("--window needs a positive duration and at least one --lpar")
+    if send_method != "auto":
+        options["send_method"] = send_method
+    if rx_discard:
+        options["rx_discard"] = True
+    if html:
+        try:
+            htmlreport.check_extra()  # before the run: a missing extra must not waste a run
+        except htmlreport.ReportExtraMissing as exc:
+            raise die(str(exc)) from None
+    on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
+    runner = run_with_jumbo_compare if jumbo_compare else run_pairs
+    base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options,
+                lpars=lpars, window_s=window_s, compression=compression)
+    try:
+        if local:
+            if redundant:
+                raise die("--redundant needs real agents; --local runs one pair")
+            with local_agents() as (a, b, key):
+                configs = [PairConfig(sender=a, receiver=b, key=key, **base)]
+                result = eventloop.run(runner(configs, on_interval))
+        else:
+            hosts = [(_endpoint(sender), _endpoint(receiver))]
+            if redundant:
+                hosts.append((_endpoint(redundant[0]), _endpoint(redundant[1])))
+            key = load_key_or_die(key_file)
+            if key is None and not insecure:
+                raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
+            tls_context = None
+            if tls or tls_ca or tls_cert:
+                try:
+                    tls_context = tlsconfig.client_context(tls_ca, tls_cert, tls_key)
+                except tlsconfig.TlsConfigError as exc:
+                    raise die(str(exc)) from None
+            configs = [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, ssl=tls_context,
+                                  **{**base, "data_host": data_host if i == 0 else None})
+                       for i, (a, b) in enumerate(hosts)]
+            result = eventloop.run(runner(configs, on_interval))
+    except PairError as exc:
+        raise die(f"{exc.host}: {exc.message}") from None
+    except LocalAgentError as exc:
+        raise die(str(exc)) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - exit 2, not 1: a crash must never read as a network verdict
+        raise die(f"internal error: {exc!r}; please report it with the agents' logs") from None
+    if html:
+        try:
+            htmlreport.write_html(result, html)
+        except OSError as exc:
+            raise die(f"cannot write {html}: {exc.strerror or exc}") from None
+    if json_out:
+        sys.stdout.write(report.render_json(result) + "\n")
+    else:
+        report.render_terminal(result, Console())
+    if result.get("agent_lost"):
+        err.print(f"[bold red]lpmbench:[/bold red] {escape(str(result['error']))}; the result is partial",
+                  highlight=False)
+    raise typer.Exit(exit_code(result))
+
+
+def exit_code(result: dict[str, Any]) -> int:
+    """2 when an agent was lost mid-run (a runtime error, not a judgment of the network), else by verdict."""
+    if result.get("agent_lost"):
+        return EXIT_ERROR
+    return EXIT_FAIL if result["verdict"] == "fail" else EXIT_OK
+
+
+def _endpoint(text: Optional[str]) -> Endpoint:
+    try:
+        return Endpoint.parse(text or "")
+    except ValueError as exc:
+        raise die(str(exc)) from None

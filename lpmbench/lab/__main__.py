@@ -1,0 +1,5 @@
+import sys
+
+from lpmbench.lab.netns import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""``pair --local``: two real agent processes on this host (127.0.0.1 sends, 127.0.0.2 receives)."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from lpmbench.net import keys
+from lpmbench.orchestrator.pair import Endpoint
+
+READY_PREFIX = "lpmbench agent ready on "
+START_TIMEOUT_S = 15.0
+
+
+class LocalAgentError(Exception):
+    pass
+
+
+def wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
+    """Read the agent's stdout until it announces its control port."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    buffered = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            buffered += line
+            if line.startswith(READY_PREFIX):
+                return int(line.rsplit(":", 1)[1])
+        elif proc.poll() is not None:
+            break
+    proc.kill()
+    proc.communicate(timeout=5)
+    log.seek(0)
+    err = log.read()
+    raise LocalAgentError(f"local agent on {address} did not start: {(err or buffered).strip()[-500:]}")
+
+
+@contextmanager
+def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[tuple[Endpoint, ...]]:
+    """Start agents on 127.0.0.1, 127.0.0.2, ... with a throwaway key; yields their endpoints, then the key.
+
+    The first sends and the second receives; with count=4 the third and fourth form a redundant pair.
+    """
+    procs: list[subprocess.Popen] = []
+    logs: list = []
+    with tempfile.TemporaryDirectory(prefix="lpmbench-local-") as tmp:
+        key_path = os.path.join(tmp, "key")
+        keys.write_key(key_path, keys.generate_key())
+        try:
+            endpoints = []
+            for address in (f"127.0.0.{i + 1}" for i in range(count)):
+                # The agent's log goes to a file: a pipe nobody reads would fill and block the agent.
+                log = open(os.path.join(tmp, f"agent-{address}.log"), "w+")  # noqa: SIM115 - closed below
+                logs.append(log)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
+                     "--key-file", key_path, "--data-ports", "0-0", "--metrics-port", "0", *extra_args],
+                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
+                procs.append(proc)
+                endpoints.append(Endpoint(address, wait_ready(proc, address, log)))
+            yield (*endpoints, keys.load_key(key_path))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+            for log in logs:
+                log.close()

@@ -1,0 +1,117 @@
+"""What the host and its sockets say. Platform-specific parts live in one module per platform, chosen once.
+
+``linux.py`` reads /sys, ethtool and /proc; ``aix.py`` parses lsattr, entstat and netstat (VIOS). Both expose
+the same functions: route_interface, interface_facts, counters_snapshot, tcp_system_counters, os_name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from typing import Any
+
+import psutil
+
+from lpmbench.platform import tcpinfo
+
+if sys.platform.startswith("aix"):
+    from lpmbench.platform import aix as platform_impl
+else:
+    from lpmbench.platform import linux as platform_impl
+
+route_interface = platform_impl.route_interface
+interface_facts = platform_impl.interface_facts
+counters_snapshot = platform_impl.counters_snapshot
+tcp_system_counters = platform_impl.tcp_system_counters
+os_description = platform_impl.os_name
+
+__all__ = ["tcpinfo", "hostname", "os_description", "CpuMeter", "InterfaceAudit", "route_interface",
+           "interface_facts", "counters_snapshot", "tcp_system_counters"]
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+class CpuMeter:
+    """Whole-host CPU percent and this process's CPU seconds between start() and stop().
+
+    Host CPU comes from deltas of psutil.cpu_times() taken by this meter, not psutil.cpu_percent(), whose
+    single process-wide baseline concurrent runs would reset for each other.
+    """
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._cpu_start: float | None = None
+        self._host_start: Any = None
+
+    def start(self) -> None:
+        self._host_start = psutil.cpu_times()
+        times = self._process.cpu_times()
+        self._cpu_start = times.user + times.system
+
+    def stop(self) -> dict[str, float | None]:
+        """The figures since start(); None when the run ended before it started moving data."""
+        if self._cpu_start is None:
+            return {"cpu_percent": None, "process_cpu_s": None}
+        times = self._process.cpu_times()
+        return {"cpu_percent": _busy_percent(self._host_start, psutil.cpu_times()),
+                "process_cpu_s": round(times.user + times.system - self._cpu_start, 4)}
+
+
+def _busy_percent(before: Any, after: Any) -> float | None:
+    total = sum(after) - sum(before)
+    idle = (after.idle - before.idle) + (getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0))
+    return round(100.0 * (1.0 - idle / total), 1) if total > 0 else None
+
+
+def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for key, value in after.items():
+        start = before.get(key)
+        out[key] = value - start if isinstance(value, int) and isinstance(start, int) else None
+    return out
+
+
+class InterfaceAudit:
+    """The interface that carries the route to the peer: its facts at the start, counter deltas at the end.
+
+    Blocking (runs ethtool / lsattr): call start() and finish() from a thread. Never raises: what cannot be
+    learned is reported as an error string and None values.
+    """
+
+    def __init__(self) -> None:
+        self.facts: dict[str, Any] | None = None
+        self.error: str | None = None
+        self._name: str | None = None
+        self._tcp_start: dict[str, Any] = {}
+
+    def start(self, peer_address: str) -> None:
+        try:
+            self._name = route_interface(peer_address)
+            if self._name is None:
+                self.error = f"no route to {peer_address} found"
+            else:
+                self.facts = interface_facts(self._name)
+        except Exception as exc:  # noqa: BLE001 - a platform tool failing must not fail the run
+            self.error = f"interface audit failed: {exc}"
+        try:
+            self._tcp_start = tcp_system_counters()
+        except Exception:  # noqa: BLE001 - e.g. netstat timing out on a busy VIOS
+            self._tcp_start = {}
+
+    def finish(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"interface": None, "system_tcp_delta": None}
+        if self.facts is not None and self._name is not None:
+            try:
+                counters = counters_snapshot(self._name)
+                out["interface"] = {**self.facts, "counters_delta": _delta(counters, self.facts.get("counters", {}))}
+            except Exception as exc:  # noqa: BLE001 - see start()
+                out["interface"] = {**self.facts, "counters_delta": None}
+                self.error = self.error or f"counters: {exc}"
+        if self._tcp_start:
+            with contextlib.suppress(Exception):
+                out["system_tcp_delta"] = _delta(tcp_system_counters(), self._tcp_start)
+        out["interface_error"] = self.error
+        return out
