@@ -27,9 +27,9 @@ from lpmbench.agent import runs
 from lpmbench.agent import server as agent_module
 from lpmbench.agent.server import AgentLimits
 from lpmbench.net import eventloop, keys
-from lpmbench.orchestrator import pair
 from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, run_pair
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol import contract
 
 KEY = b"h" * 32
 HEADER = struct.Struct(">I")
@@ -321,8 +321,8 @@ def test_junk_on_the_armed_data_port_does_not_disturb_the_run(run_async: Callabl
 
 
 def test_silent_strangers_on_the_data_port_do_not_stall_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runs, "CONNECT_TIMEOUT_S", 1.0)  # both the sender's wait and the receiver's, scaled
-    monkeypatch.setattr(pair, "SILENCE_SLACK_S", 1.0)
+    monkeypatch.setattr(runs, "DATA_CONNECT_TIMEOUT_S", 1.0)  # both the sender's wait and the receiver's, scaled
+    monkeypatch.setattr(contract, "SILENCE_SLACK_S", 1.0)
 
     async def main() -> dict[str, Any]:
         strangers: list[socket.socket] = []

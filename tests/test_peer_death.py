@@ -4,7 +4,7 @@ The orchestrator runs in this process. What must hold, measured and asserted her
 
 - ``run_pair`` returns a partial result with the bytes it got and an error naming the dead host: a killed
   agent's kernel closes its sockets, so death is seen at once (well within ``2 * interval +
-  pair.SILENCE_SLACK_S``); a frozen agent is only seen by its silence, after that window, plus up to
+  contract.SILENCE_SLACK_S``); a frozen agent is only seen by its silence, after that window, plus up to
   ``runs.DRAIN_GRACE_S`` for the survivor to finish and report;
 - the surviving agent serves the next run at once (a replacement is started for a killed one).
 
@@ -26,9 +26,10 @@ from lpmbench.agent import runs
 from lpmbench.net import eventloop, keys
 from lpmbench.orchestrator import pair
 from lpmbench.orchestrator.pair import PairConfig, run_pair
+from lpmbench.protocol import contract
 
 INTERVAL = 0.25
-SILENCE_SLACK = 1.0  # pair.SILENCE_SLACK_S shortened for these tests (default 5 s)
+SILENCE_SLACK = 1.0  # contract.SILENCE_SLACK_S shortened for these tests (default 5 s)
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def agent_factory(key_file: str, tmp_path: Path) -> Iterator[Callable[..., list[
 
 @pytest.fixture
 def short_silence(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(pair, "SILENCE_SLACK_S", SILENCE_SLACK)
+    monkeypatch.setattr(contract, "SILENCE_SLACK_S", SILENCE_SLACK)
     return 2 * INTERVAL + SILENCE_SLACK
 
 

@@ -6,7 +6,7 @@ an nftables drop rule in the switch, the way a dead switch port or a pulled cabl
 frames vanish, nobody is told. Two faults:
 
 - host b's whole port goes silent: the orchestrator notices b's silence through the interval deadline
-  (``2 * interval + pair.SILENCE_SLACK_S``), and agent b, cut off from everyone, frees itself through
+  (``2 * interval + contract.SILENCE_SLACK_S``), and agent b, cut off from everyone, frees itself through
   keepalive and TCP_USER_TIMEOUT on its data sockets;
 - only the data streams go silent (control traffic still flows): the sender sees nothing acknowledged and
   ends its 60 s run after a few seconds (stall detection, runs.STALL_MIN_S; TCP_USER_TIMEOUT would fail the
@@ -37,6 +37,7 @@ from lpmbench.net import eventloop, keys, sockopts
 from lpmbench.orchestrator import pair
 from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, run_pair
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol import contract
 
 pytestmark = pytest.mark.lab
 
@@ -101,7 +102,7 @@ def silent_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SilentLab]:
 
 @pytest.fixture
 def short_silence(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pair, "SILENCE_SLACK_S", SILENCE_SLACK)
+    monkeypatch.setattr(contract, "SILENCE_SLACK_S", SILENCE_SLACK)
 
 
 def run_with_fault(lab: SilentLab, fault: contextlib.AbstractContextManager[None],

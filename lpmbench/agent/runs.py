@@ -24,14 +24,10 @@ from lpmbench.net import pathprobe, sockopts
 from lpmbench.net.acl import allowed
 from lpmbench.platform import CpuMeter, InterfaceAudit, tcpinfo
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol.contract import ARM_TIMEOUT_S, DATA_CONNECT_TIMEOUT_S, DRAIN_GRACE_S
 
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
 RECV_BUFFER_BYTES = 1 << 20
-CONNECT_TIMEOUT_S = 5.0  # per data connection, including the token handshake
-# An armed receiver waits this long for all streams, then gives up and goes idle. It covers the sender's
-# preparation (interface audit: on VIOS several lsattr / entstat calls; path MTU probe: up to 4 s) and connects.
-ARM_TIMEOUT_S = 30.0
-DRAIN_GRACE_S = 3.0  # after the sender's deadline: time for queued bytes to arrive and for FIN/ACK
 # A run whose streams get nothing acknowledged for this long (and at least 3 intervals) is stalled: a jumbo
 # black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
 # diagnosis instead of running into the kernel's retransmission timeout.
@@ -299,7 +295,7 @@ class ReceiverRun(_Run):
             if address is None or not allowed(address, self._allow_peers):
                 return
             raw = await asyncio.wait_for(recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
-                                         min(CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+                                         min(DATA_CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
             stream_id = protocol.parse_data_hello(raw, self.spec.token)
             if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
                 return  # not our sender: no accept byte, no data
@@ -404,7 +400,7 @@ class SenderRun(_Run):
     async def _prepare(self, loop: asyncio.AbstractEventLoop) -> str:
         """Resolve the receiver, check the allow list, audit our interface toward it, probe the path MTU."""
         infos = await asyncio.wait_for(loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM),
-                                       CONNECT_TIMEOUT_S)
+                                       DATA_CONNECT_TIMEOUT_S)
         self._family, _, self._proto, _, self._sockaddr = infos[0]
         address = str(self._sockaddr[0])
         if not allowed(address, self._allow_peers):
@@ -464,7 +460,7 @@ class SenderRun(_Run):
                 sockopts.maxseg(sock, mss)
             if rate and not sockopts.pace(sock, int(rate / 8 / self.spec.streams)):
                 self.rate_capped = False
-            await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), CONNECT_TIMEOUT_S)
+            await asyncio.wait_for(self._open_stream(loop, sock, sockaddr, stream_id), DATA_CONNECT_TIMEOUT_S)
 
     async def _open_stream(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any,
                            stream_id: int) -> None:

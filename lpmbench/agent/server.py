@@ -22,13 +22,10 @@ from lpmbench.agent.runs import ReceiverRun, RunSpec, SenderRun
 from lpmbench.net import eventloop, sockopts
 from lpmbench.net.acl import allowed
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS
 
 log = logging.getLogger("lpmbench.agent")
 
-DEFAULT_CONTROL_PORT = 7520
-# LPM takes its two migration ports per operation from the ephemeral range (vioslpm0 tcp_port_low /
-# tcp_port_high); taking data ports from the same range makes a run cross the same firewall rules.
-DEFAULT_DATA_PORTS = (32768, 65535)
 HANDSHAKE_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 300.0  # an authenticated session with no run and no command is closed after this
 WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone

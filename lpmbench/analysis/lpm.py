@@ -4,7 +4,7 @@ Pure functions, no I/O. Bytes, seconds and bits per second throughout; memory an
 bytes (``_bytes``, ``_Bps``), network rates in bits (``_bps``), as lpmbench measures goodput in bits.
 
 How LPM moves memory (IBM Docs, "Partition mobility process"; IBM Redbook SG24-7460, "IBM PowerVM
-Live Partition Mobility"; summarised in the project's DESIGN.md): the source MSP copies the
+Live Partition Mobility"; summarised in docs/lpm-model.md): the source MSP copies the
 partition's memory to the destination MSP while the partition keeps running; the hypervisor tracks
 pages written meanwhile and they are sent again; once little enough is left the partition is
 suspended and resumed on the destination, and pages that have not arrived yet are demand-paged from
@@ -40,11 +40,7 @@ from typing import Any, Optional
 from lpmbench.analysis.units import parse_rate_bps, parse_size_bytes
 
 __all__ = [
-    "CONCURRENCY_LVL_RANGE",
     "DEFAULT_ASSUMPTIONS",
-    "DEFAULT_CONCURRENCY_LVL",
-    "DEFAULT_STREAMS_PER_PAIR",
-    "MAX_CONCURRENT_OPERATIONS_PER_MSP",
     "RULE_OF_THUMB_10GBE_BYTES_PER_S",
     "RULE_OF_THUMB_1GBE_BYTES_PER_S",
     "LparSpec",
@@ -58,23 +54,11 @@ __all__ = [
 ]
 
 # --- Figures from IBM -------------------------------------------------------------------------------
-# IBM Docs, "The concurrency level attribute" (vioslpm0 pseudodevice) and "Specifying the attributes
-# for a partition mobility operation by using the VIOS": concurrency_lvl ranges 1-5; its default went
-# from 3 to 4 in VIOS 2.2.4.0, which is also when it started to set the number of threads that send and
-# receive the partition's memory pages.
-CONCURRENCY_LVL_RANGE = (1, 5)
-DEFAULT_CONCURRENCY_LVL = 4
-# One TCP stream per mover thread is our assumption (IBM does not document the mapping), so a test
-# that mimics LPM at the default level runs 4 parallel streams per MSP pair.
-DEFAULT_STREAMS_PER_PAIR = 4
-# Same IBM page: cfg_msp_lpm_ops ranges 1-8, default 8 since VIOS 2.2.2.0: an MSP runs at most this
-# many partition mobility operations at once (IBM suggests 4 for an MSP with a single 1 Gb adapter).
-MAX_CONCURRENT_OPERATIONS_PER_MSP = 8
 # IBM developerWorks wiki, "Live Partition Mobility requirements": "Assuming a Gigabit Ethernet can
 # transmit 80 MB/sec and that 256 GB of working memory is in use ... at least 256*1024/80 = 3276.8
 # seconds" (about 55 minutes), longer still as pages get re-dirtied. Their arithmetic is binary.
 RULE_OF_THUMB_1GBE_BYTES_PER_S = 80 * 2**20
-# 10 GbE moves about 0.86-1.15 GB/s for LPM (IBM figures, as collected in the project's DESIGN.md).
+# 10 GbE moves about 0.86-1.15 GB/s for LPM (IBM figures, as collected in docs/lpm-model.md).
 RULE_OF_THUMB_10GBE_BYTES_PER_S = (0.86e9, 1.15e9)
 
 _BITS_PER_BYTE = 8

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lpmbench.agent.server import DEFAULT_CONTROL_PORT, Agent, AgentConfig, AgentLimits
+from lpmbench.agent.server import Agent, AgentConfig, AgentLimits
 from lpmbench.analysis import units
 from lpmbench.cli._common import app, die, err, load_key_or_die
 from lpmbench.metrics.collector import DEFAULT_METRICS_PORT, MetricsServer, MetricsState, NicWatcher, build_registry
@@ -26,6 +26,7 @@ from lpmbench.orchestrator.schedule import (
     own_endpoint,
     pair_every,
 )
+from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_STREAMS
 
 log = logging.getLogger("lpmbench.agent")
 
@@ -48,7 +49,7 @@ class ServeOptions:
     metrics_bind: Optional[str] = None
     schedule: list[ScheduledPeer] = field(default_factory=list)
     scheduled_duration: float = 10.0
-    scheduled_streams: int = 4
+    scheduled_streams: int = DEFAULT_STREAMS
     key_file: Optional[str] = None  # re-read on SIGHUP
 
 
@@ -99,7 +100,7 @@ def agent(
                                                             "for all peers, or once per --peer.",
                                                             metavar="INTERVAL")] = None,
     scheduled_duration: Annotated[float, typer.Option(help="Seconds each scheduled run sends.")] = 10.0,
-    scheduled_streams: Annotated[int, typer.Option(help="Streams of each scheduled run.")] = 4,
+    scheduled_streams: Annotated[int, typer.Option(help="Streams of each scheduled run.")] = DEFAULT_STREAMS,
     allow: Annotated[Optional[list[str]], typer.Option(help="Address or network (CIDR) whose orchestrators may "
                                                             "connect; repeatable. Default: any.")] = None,
     allow_peer: Annotated[Optional[list[str]], typer.Option(help="Address or network this agent may send to and "

@@ -14,6 +14,7 @@ from lpmbench.net import eventloop
 from lpmbench.net import tls as tlsconfig
 from lpmbench.orchestrator.local import LocalAgentError, local_agents
 from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pairs, run_with_jumbo_compare
+from lpmbench.protocol.contract import DEFAULT_STREAMS
 from lpmbench.render import html as htmlreport
 from lpmbench.render import terminal as report
 
@@ -25,7 +26,7 @@ def pair(
     receiver: Annotated[Optional[str], typer.Argument(help="Agent B that receives.")] = None,
     streams: Annotated[int, typer.Option(help="Parallel TCP streams. Default 4 is an ASSUMPTION about LPM: "
                                               "vioslpm0 concurrency_lvl defaults to 4 mover threads on VIOS "
-                                              "2.2.4+.", min=1, max=256)] = 4,
+                                              "2.2.4+.", min=1, max=256)] = DEFAULT_STREAMS,
     duration: Annotated[float, typer.Option(help="Seconds of bulk transfer.", min=0.2, max=86400)] = 10.0,
     interval: Annotated[Optional[float], typer.Option(help="Seconds between interval reports [default: 1, or the "
                                                            "duration when shorter].", min=0.1, max=3600)] = None,

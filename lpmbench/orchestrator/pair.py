@@ -11,62 +11,16 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from lpmbench.agent import runs
-from lpmbench.agent.server import DEFAULT_CONTROL_PORT
 from lpmbench.analysis import results
+from lpmbench.orchestrator.client import AgentClient, PairError
+from lpmbench.orchestrator.endpoint import Endpoint
 from lpmbench.protocol import connection as protocol
-
-CONNECT_TIMEOUT_S = 5.0
-REPLY_TIMEOUT_S = 10.0  # armed / started answers (arming binds a port; starting connects the streams)
-SILENCE_SLACK_S = 5.0  # beyond two intervals without a word from a running agent, it is declared silent
-RESULT_GRACE_S = 20.0  # after the run's duration: drain, FIN and final reports
-
-
-class PairError(Exception):
-    """A run could not start: unreachable agent, bad key, busy agent. ``host`` names the agent."""
-
-    def __init__(self, host: str, message: str, code: str = "error") -> None:
-        super().__init__(f"{host}: {message}")
-        self.host = host
-        self.message = message
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int = DEFAULT_CONTROL_PORT
-
-    @property
-    def label(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @classmethod
-    def parse(cls, text: str, default_port: int = DEFAULT_CONTROL_PORT) -> Endpoint:
-        """``name``, ``name:port``, ``1.2.3.4[:port]``, ``::1`` or ``[::1]:port``."""
-        text = text.strip()
-        if not text:
-            raise ValueError("empty host")
-        host, port_text = text, ""
-        if text.startswith("["):
-            host, sep, rest = text[1:].partition("]")
-            if not sep or (rest and not rest.startswith(":")):
-                raise ValueError(f"bad host {text!r}: use [IPv6]:port")
-            port_text = rest[1:]
-        elif text.count(":") == 1:
-            host, port_text = text.split(":")
-        if not host or any(c.isspace() for c in host):
-            raise ValueError(f"bad host {text!r}")
-        if not port_text:
-            return cls(host, default_port)
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"bad port in {text!r}: use 1..65535")
-        return cls(host, int(port_text))
+from lpmbench.protocol import contract
+from lpmbench.protocol.contract import DEFAULT_STREAMS, REPLY_TIMEOUT_S
 
 
 @dataclass
@@ -74,7 +28,7 @@ class PairConfig:
     sender: Endpoint
     receiver: Endpoint
     key: bytes | None
-    streams: int = 4
+    streams: int = DEFAULT_STREAMS
     duration: float = 10.0
     interval: float = 1.0
     data_host: str | None = None  # address the sender uses for the receiver (default: receiver's host)
@@ -87,93 +41,6 @@ class PairConfig:
     send_summary: bool = True  # tell the agents the verdict (off for --jumbo-compare's comparison run)
 
 
-class AgentClient:
-    """One authenticated control connection to an agent, over the sans-I/O protocol."""
-
-    def __init__(self, endpoint: Endpoint, key: bytes | None, allow_insecure: bool = False,
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.endpoint = endpoint
-        self.tls = tls
-        self.conn = protocol.Connection(protocol.Role.CLIENT, key, allow_insecure=allow_insecure)
-        self.facts: dict[str, Any] = {}
-        self.address: str | None = None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def connect(self) -> None:
-        host = self.endpoint.label
-        try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.endpoint.host, self.endpoint.port, ssl=self.tls,
-                                        server_hostname=self.endpoint.host if self.tls else None),
-                CONNECT_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            raise PairError(host, f"no answer within {CONNECT_TIMEOUT_S:.0f} s; is the agent running and "
-                                  f"the control port open?", "unreachable") from None
-        except ssl.SSLError as exc:
-            raise PairError(host, f"TLS handshake failed ({exc.reason or exc}); check --tls-ca and the agent's "
-                                  f"certificate", "tls") from None
-        except (OSError, socket.gaierror) as exc:
-            raise PairError(host, f"cannot connect ({exc.strerror or exc}); start 'lpmbench agent' there "
-                                  f"or check the host and port", "unreachable") from None
-        self.address = str(self._writer.get_extra_info("peername")[0])
-        await self._flush()
-        event = await self._next_event(CONNECT_TIMEOUT_S)
-        if isinstance(event, protocol.Failure):
-            raise PairError(host, event.message, "auth" if event.code == "auth" else event.code)
-        if not isinstance(event, protocol.Authenticated):
-            raise PairError(host, f"unexpected {event!r} during the handshake", "protocol")
-        self.facts = dict(event.peer)
-
-    async def send(self, kind: str, **fields: Any) -> None:
-        assert self._writer is not None
-        self._writer.write(self.conn.send(kind, **fields))
-        with contextlib.suppress(OSError, asyncio.TimeoutError):  # a dead agent shows up in the next read
-            await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
-
-    async def next_message(self, timeout: float) -> protocol.Message | protocol.Failure:
-        event = await self._next_event(timeout)
-        if isinstance(event, protocol.Closed):
-            return protocol.Failure("closed", "the agent closed the control connection")
-        assert isinstance(event, (protocol.Message, protocol.Failure))
-        return event
-
-    async def _next_event(self, timeout: float) -> protocol.Event:
-        assert self._reader is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            event = self.conn.next_event()
-            await self._flush()
-            if not isinstance(event, protocol.NeedData):
-                return event
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
-            try:
-                data = await asyncio.wait_for(self._reader.read(65536), remaining)
-            except asyncio.TimeoutError:
-                return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
-            except OSError as exc:  # reset, unreachable, TLS errors (ssl.SSLError is an OSError)
-                return protocol.Failure("closed", f"control connection lost ({exc})")
-            self.conn.receive_data(data)
-
-    async def _flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data and self._writer is not None and not self._writer.is_closing():
-            self._writer.write(data)
-            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
-
-    async def close(self) -> None:
-        if self._writer is None:
-            return
-        if self.conn.state is protocol.State.READY:
-            with contextlib.suppress(Exception):
-                await self.send("bye")
-        self._writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._writer.wait_closed(), 2)
 
 
 IntervalCallback = Callable[[dict[str, Any]], None]
@@ -236,7 +103,7 @@ class _Run:
         self.run_id = secrets.token_hex(6)
         self.token = protocol.new_token()
         # Intervals of the run plus its slack (arm wait, drain): more from an agent are ignored.
-        expected = (config.duration + runs.ARM_TIMEOUT_S + RESULT_GRACE_S) / config.interval
+        expected = contract.hard_deadline_s(config.duration, config.interval) / config.interval
         self.merger = results.IntervalMerger(config.streams, config.interval, on_interval, int(expected) + 10)
         self.final: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
@@ -295,9 +162,8 @@ class _Run:
     async def _collect(self) -> None:
         """Read both agents until both sent their result, one fails, or time runs out."""
         loop = asyncio.get_running_loop()
-        hard_deadline = (loop.time() + runs.ARM_TIMEOUT_S + self.config.duration + RESULT_GRACE_S
-                         + 2 * self.config.interval)
-        silence = 2 * self.config.interval + SILENCE_SLACK_S
+        hard_deadline = loop.time() + contract.hard_deadline_s(self.config.duration, self.config.interval)
+        silence = contract.silence_window_s(self.config.interval)
         tasks = {role: asyncio.ensure_future(self._listen(role, client, silence, hard_deadline))
                  for role, client in (("sender", self.sender), ("receiver", self.receiver))}
         pending = set(tasks.values())
@@ -318,9 +184,7 @@ class _Run:
     async def _listen(self, role: str, client: AgentClient, silence: float, hard_deadline: float) -> None:
         loop = asyncio.get_running_loop()
         host = client.endpoint.label
-        # Before its first report an agent may be probing the path and connecting the streams, and a receiver
-        # waits up to runs.ARM_TIMEOUT_S for them: allow that much before calling it silent.
-        startup = runs.ARM_TIMEOUT_S + silence
+        startup = contract.startup_window_s(self.config.interval)
         heard = False
         while True:
             remaining = hard_deadline - loop.time()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pair
+from lpmbench.protocol.contract import DEFAULT_STREAMS
 
 log = logging.getLogger("lpmbench.schedule")
 
@@ -71,8 +72,9 @@ class Scheduler:
     """
 
     def __init__(self, own: Endpoint, key: bytes | None, peers: Sequence[ScheduledPeer], *, duration: float = 10.0,
-                 streams: int = 4, busy: Callable[[], Any] | None = None, on_outcome: Outcome | None = None,
-                 first_delay_s: float | None = None, tls: ssl.SSLContext | None = None) -> None:
+                 streams: int = DEFAULT_STREAMS, busy: Callable[[], Any] | None = None,
+                 on_outcome: Outcome | None = None, first_delay_s: float | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         if not 0 < duration <= MAX_SCHEDULED_DURATION_S:
             raise ValueError(f"scheduled duration must be above 0 and at most {MAX_SCHEDULED_DURATION_S:g} s")
         if streams < 1:

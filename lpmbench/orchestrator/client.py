@@ -1,0 +1,112 @@
+"""One authenticated control connection from the orchestrator to an agent, over the sans-I/O protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from typing import Any
+
+from lpmbench.orchestrator.endpoint import Endpoint
+from lpmbench.protocol import connection as protocol
+from lpmbench.protocol.contract import CONTROL_CONNECT_TIMEOUT_S, REPLY_TIMEOUT_S
+
+
+class PairError(Exception):
+    """A run could not start: unreachable agent, bad key, busy agent. ``host`` names the agent."""
+
+    def __init__(self, host: str, message: str, code: str = "error") -> None:
+        super().__init__(f"{host}: {message}")
+        self.host = host
+        self.message = message
+        self.code = code
+
+
+class AgentClient:
+    """One authenticated control connection to an agent, over the sans-I/O protocol."""
+
+    def __init__(self, endpoint: Endpoint, key: bytes | None, allow_insecure: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.endpoint = endpoint
+        self.tls = tls
+        self.conn = protocol.Connection(protocol.Role.CLIENT, key, allow_insecure=allow_insecure)
+        self.facts: dict[str, Any] = {}
+        self.address: str | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        host = self.endpoint.label
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.endpoint.host, self.endpoint.port, ssl=self.tls,
+                                        server_hostname=self.endpoint.host if self.tls else None),
+                CONTROL_CONNECT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise PairError(host, f"no answer within {CONTROL_CONNECT_TIMEOUT_S:.0f} s; is the agent running and "
+                                  f"the control port open?", "unreachable") from None
+        except ssl.SSLError as exc:
+            raise PairError(host, f"TLS handshake failed ({exc.reason or exc}); check --tls-ca and the agent's "
+                                  f"certificate", "tls") from None
+        except (OSError, socket.gaierror) as exc:
+            raise PairError(host, f"cannot connect ({exc.strerror or exc}); start 'lpmbench agent' there "
+                                  f"or check the host and port", "unreachable") from None
+        self.address = str(self._writer.get_extra_info("peername")[0])
+        await self._flush()
+        event = await self._next_event(CONTROL_CONNECT_TIMEOUT_S)
+        if isinstance(event, protocol.Failure):
+            raise PairError(host, event.message, "auth" if event.code == "auth" else event.code)
+        if not isinstance(event, protocol.Authenticated):
+            raise PairError(host, f"unexpected {event!r} during the handshake", "protocol")
+        self.facts = dict(event.peer)
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        assert self._writer is not None
+        self._writer.write(self.conn.send(kind, **fields))
+        with contextlib.suppress(OSError, asyncio.TimeoutError):  # a dead agent shows up in the next read
+            await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
+
+    async def next_message(self, timeout: float) -> protocol.Message | protocol.Failure:
+        event = await self._next_event(timeout)
+        if isinstance(event, protocol.Closed):
+            return protocol.Failure("closed", "the agent closed the control connection")
+        assert isinstance(event, (protocol.Message, protocol.Failure))
+        return event
+
+    async def _next_event(self, timeout: float) -> protocol.Event:
+        assert self._reader is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = self.conn.next_event()
+            await self._flush()
+            if not isinstance(event, protocol.NeedData):
+                return event
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
+            try:
+                data = await asyncio.wait_for(self._reader.read(65536), remaining)
+            except asyncio.TimeoutError:
+                return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
+            except OSError as exc:  # reset, unreachable, TLS errors (ssl.SSLError is an OSError)
+                return protocol.Failure("closed", f"control connection lost ({exc})")
+            self.conn.receive_data(data)
+
+    async def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self._writer is not None and not self._writer.is_closing():
+            self._writer.write(data)
+            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        if self.conn.state is protocol.State.READY:
+            with contextlib.suppress(Exception):
+                await self.send("bye")
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), 2)
