@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lpmbench.analysis import compare as comparison
-from lpmbench.render.terminal import rate
+from lpmbench.analysis.units import format_rate_bps as rate
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "results"
 

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
+from lpmbench.analysis.units import format_rate_bps as rate
 from lpmbench.cli import app
 from lpmbench.cli.report import for_terminal
-from lpmbench.render.terminal import rate, render_terminal
+from lpmbench.render.terminal import render_terminal
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "results"
 LOCAL, EIGHT, EDITED = (str(FIXTURES / n) for n in ("local.json", "local-8-streams.json",

@@ -11,13 +11,13 @@ Results come from files and may be older or partial: any key may be missing, and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from lpmbench.analysis.checks import base as verdict
 from lpmbench.analysis.checks.transfer import RETRANSMIT_WARN
-from lpmbench.render.terminal import rate
+from lpmbench.analysis.units import finite_or_none as number
+from lpmbench.analysis.units import format_rate_bps
 
 NOT_MEASURED = "not measured"
 BETTER, WORSE, SAME, UNKNOWN, INFO = "better", "worse", "same", "unknown", "info"
@@ -45,12 +45,6 @@ class Row:
     trend: str
     section: str = "metrics"
 
-
-def number(value: Any) -> Optional[float]:
-    """A finite number, or None for anything else (missing, null, text, bool, NaN)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def section(result: dict[str, Any], key: str) -> dict[str, Any]:
@@ -113,7 +107,7 @@ class _Metric:
 
 _METRICS = (
     _Metric("goodput", lambda r: number(r.get("goodput_bps")),
-            lambda v: NOT_MEASURED if v is None else rate(v), _relative_change, True, NOISE_FRACTION, True),
+            lambda v: NOT_MEASURED if v is None else format_rate_bps(v), _relative_change, True, NOISE_FRACTION, True),
     _Metric("retransmit rate", lambda r: number(r.get("retransmit_rate")), _percent,
             lambda b, a: f"{(a - b) * 100:+.3f} pp", False, RETRANSMIT_NOISE, False),
     _Metric("path MTU", path_mtu, lambda v: _plain(v if v is None else int(v), " B"),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Optional
 
 __all__ = [
     "format_byte_rate",
@@ -170,6 +171,23 @@ def parse_duration_seconds(text: str) -> float:
     return _finite(float(total), text, _DURATION_HELP)
 
 
+MISSING = "-"  # how a fact that was not measured reads in a table
+
+
+def finite_or_none(value: Any) -> Optional[float]:
+    """A finite number, or None for anything else (missing, null, text, bool, NaN, infinity).
+
+    Results and reports come over the wire or from files and are not trusted: every reader goes through this.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit integer
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _check_formattable(value: float, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{what} must be a number, not {type(value).__name__}")
@@ -188,11 +206,13 @@ def _three_significant(value: float, unit: str) -> str:
     return f"{value:.0f} {unit}"
 
 
-def format_bytes(count: float) -> str:
-    """Bytes for humans in binary units: ``512 B``, ``1.50 GiB``, ``256 GiB``.
+def format_bytes(count: Optional[float]) -> str:
+    """Bytes for humans in binary units: ``512 B``, ``1.50 GiB``, ``256 GiB``; None reads ``-``.
 
     The result parses back with :func:`parse_size_bytes` to within 0.5%.
     """
+    if count is None:
+        return MISSING
     _check_formattable(count, "a byte count")
     if math.isinf(count):
         return "unbounded"
@@ -204,13 +224,17 @@ def format_bytes(count: float) -> str:
     raise AssertionError("unreachable: count >= 1024 always matches KiB")
 
 
-def format_byte_rate(bytes_per_second: float) -> str:
+def format_byte_rate(bytes_per_second: Optional[float]) -> str:
     """A byte rate (e.g. a dirty rate) for humans: ``600 MiB/s``; parses back with parse_rate_bps."""
+    if bytes_per_second is None:
+        return MISSING
     return f"{format_bytes(bytes_per_second)}/s"
 
 
-def format_rate_bps(bits_per_second: float) -> str:
-    """Bits per second for humans in decimal units: ``9.41 Gbit/s``, ``640 Mbit/s``."""
+def format_rate_bps(bits_per_second: Optional[float]) -> str:
+    """Bits per second for humans in decimal units: ``9.41 Gbit/s``, ``640 Mbit/s``; None reads ``-``."""
+    if bits_per_second is None:
+        return MISSING
     _check_formattable(bits_per_second, "a rate")
     if math.isinf(bits_per_second):
         return "unbounded"

@@ -2,7 +2,7 @@
 
 import dataclasses
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -69,14 +69,48 @@ def pair(
                                              "throwaway key, run, and stop them.")] = False,
 ) -> None:
     """Make agent A send LPM-like parallel TCP streams to agent B and judge the path for LPM."""
+    interval = _check_shape(sender, receiver, local, redundant, duration, interval)
+    base = dict(streams=streams, duration=duration, interval=interval,
+                options=_run_options(streams, rate, size, send_method, rx_discard),
+                **_partitions(lpar, window), compression=compression)
+    if html:
+        _check_html_extra()
+    on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
+    runner = run_with_jumbo_compare if jumbo_compare else run_pairs
+
+    def run(configs: list[PairConfig]) -> dict[str, Any]:
+        return eventloop.run(runner(configs, on_interval))
+
+    if local:
+        result = _execute(lambda: _run_local(run, data_host, base))
+    else:
+        hosts = _hosts(sender, receiver, redundant)  # bad hosts first: they need no key to be found wrong
+        configs = _agent_configs(hosts, data_host, base, key=_key_or_insecure(key_file, insecure),
+                                 insecure=insecure, tls_context=_tls_context(tls, tls_ca, tls_cert, tls_key))
+        result = _execute(lambda: run(configs))
+    _render(result, json_out, html)
+    raise typer.Exit(exit_code(result))
+
+
+def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: float,
+                 interval: Optional[float]) -> float:
+    """Two agents or --local; the interval (default 1 s, or the duration when shorter) fits the duration."""
     if local == bool(sender or receiver):
         raise die("give two agents (pair A B) or --local, not both and not neither")
     if not local and not (sender and receiver):
         raise die("give both agents: lpmbench pair SENDER RECEIVER")
+    if local and redundant:
+        raise die("--redundant needs real agents; --local runs one pair")
     if interval is None:
         interval = min(1.0, duration)
     if interval > duration:
         raise die(f"--interval ({interval:g} s) must not exceed --duration ({duration:g} s)")
+    return interval
+
+
+def _run_options(streams: int, rate: Optional[str], size: Optional[str], send_method: str,
+                 rx_discard: bool) -> dict[str, Any]:
+    """The options the agents receive with the run (only those the user set)."""
     options: dict[str, Any] = {}
     if rate is not None:
         options["rate_bps"] = parse_or_die(units.parse_rate_bps, rate, "--rate")
@@ -86,47 +120,73 @@ def pair(
         options["max_bytes"] = parse_or_die(units.parse_size_bytes, size, "--bytes")
         if options["max_bytes"] < streams:
             raise die("--bytes must be at least one byte per stream")
-    lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
-    window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
-    if window_s is not None and (window_s <= 0 or not lpars):
-        raise die("--window needs a positive duration and at least one --lpar")
     if send_method != "auto":
         options["send_method"] = send_method
     if rx_discard:
         options["rx_discard"] = True
-    if html:
-        try:
-            htmlreport.check_extra()  # before the run: a missing extra must not waste a run
-        except htmlreport.ReportExtraMissing as exc:
-            raise die(str(exc)) from None
-    on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
-    runner = run_with_jumbo_compare if jumbo_compare else run_pairs
-    base = dict(streams=streams, duration=duration, interval=interval, data_host=data_host, options=options,
-                lpars=lpars, window_s=window_s, compression=compression)
+    return options
+
+
+def _partitions(lpar: Optional[list[str]], window: Optional[str]) -> dict[str, Any]:
+    """The partitions to judge (--lpar) and their window (--window), as PairConfig fields."""
+    lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
+    window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
+    if window_s is not None and (window_s <= 0 or not lpars):
+        raise die("--window needs a positive duration and at least one --lpar")
+    return {"lpars": lpars, "window_s": window_s}
+
+
+def _check_html_extra() -> None:
     try:
-        if local:
-            if redundant:
-                raise die("--redundant needs real agents; --local runs one pair")
-            with local_agents() as (a, b, key):
-                configs = [PairConfig(sender=a, receiver=b, key=key, **base)]
-                result = eventloop.run(runner(configs, on_interval))
-        else:
-            hosts = [(_endpoint(sender), _endpoint(receiver))]
-            if redundant:
-                hosts.append((_endpoint(redundant[0]), _endpoint(redundant[1])))
-            key = load_key_or_die(key_file)
-            if key is None and not insecure:
-                raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
-            tls_context = None
-            if tls or tls_ca or tls_cert:
-                try:
-                    tls_context = tlsconfig.client_context(tls_ca, tls_cert, tls_key)
-                except tlsconfig.TlsConfigError as exc:
-                    raise die(str(exc)) from None
-            configs = [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, ssl=tls_context,
-                                  **{**base, "data_host": data_host if i == 0 else None})
-                       for i, (a, b) in enumerate(hosts)]
-            result = eventloop.run(runner(configs, on_interval))
+        htmlreport.check_extra()  # before the run: a missing extra must not waste a run
+    except htmlreport.ReportExtraMissing as exc:
+        raise die(str(exc)) from None
+
+
+def _key_or_insecure(key_file: Optional[str], insecure: bool) -> Optional[bytes]:
+    key = load_key_or_die(key_file)
+    if key is None and not insecure:
+        raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")
+    return key
+
+
+def _tls_context(tls: bool, tls_ca: Optional[str], tls_cert: Optional[str], tls_key: Optional[str]) -> Any:
+    if not (tls or tls_ca or tls_cert):
+        return None
+    try:
+        return tlsconfig.client_context(tls_ca, tls_cert, tls_key)
+    except tlsconfig.TlsConfigError as exc:
+        raise die(str(exc)) from None
+
+
+def _hosts(sender: Optional[str], receiver: Optional[str],
+           redundant: Optional[tuple[str, str]]) -> list[tuple[Endpoint, Endpoint]]:
+    """The MSP pair asked for, then the redundant pair if any."""
+    hosts = [(_endpoint(sender), _endpoint(receiver))]
+    if redundant:
+        hosts.append((_endpoint(redundant[0]), _endpoint(redundant[1])))
+    return hosts
+
+
+def _agent_configs(hosts: list[tuple[Endpoint, Endpoint]], data_host: Optional[str], base: dict[str, Any], *,
+                   key: Optional[bytes], insecure: bool, tls_context: Any) -> list[PairConfig]:
+    """One config per MSP pair (--data-host applies to the first pair)."""
+    return [PairConfig(sender=a, receiver=b, key=key, allow_insecure=insecure, ssl=tls_context,
+                       data_host=data_host if i == 0 else None, **base)
+            for i, (a, b) in enumerate(hosts)]
+
+
+def _run_local(run: Callable[[list[PairConfig]], dict[str, Any]], data_host: Optional[str],
+               base: dict[str, Any]) -> dict[str, Any]:
+    """Two agents on this host (127.0.0.1 sends to 127.0.0.2) with a throwaway key, for the run only."""
+    with local_agents() as (a, b, key):
+        return run([PairConfig(sender=a, receiver=b, key=key, data_host=data_host, **base)])
+
+
+def _execute(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The run, with every failure to start or crash turned into a message and exit 2."""
+    try:
+        return run()
     except PairError as exc:
         raise die(f"{exc.host}: {exc.message}") from None
     except LocalAgentError as exc:
@@ -135,6 +195,9 @@ def pair(
         raise
     except Exception as exc:  # noqa: BLE001 - exit 2, not 1: a crash must never read as a network verdict
         raise die(f"internal error: {exc!r}; please report it with the agents' logs") from None
+
+
+def _render(result: dict[str, Any], json_out: bool, html: Optional[str]) -> None:
     if html:
         try:
             htmlreport.write_html(result, html)
@@ -147,7 +210,6 @@ def pair(
     if result.get("agent_lost"):
         err.print(f"[bold red]lpmbench:[/bold red] {escape(str(result['error']))}; the result is partial",
                   highlight=False)
-    raise typer.Exit(exit_code(result))
 
 
 def exit_code(result: dict[str, Any]) -> int:

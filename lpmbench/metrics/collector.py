@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
 import threading
 import time
@@ -34,6 +33,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lpmbench.analysis.units import finite_or_none
 from lpmbench.metrics.http import DEFAULT_METRICS_PORT, MetricsServer  # noqa: F401 - part of this module's API
 
 log = logging.getLogger("lpmbench.metrics")
@@ -47,13 +47,6 @@ VERDICTS = ("pass", "warn", "fail")
 SCHEDULED_OUTCOMES = ("ok", "partial", "error", "skipped_busy")
 ROUTE_CACHE_S = 300.0  # how long the interface that reaches a peer is trusted before it is looked up again
 
-
-def _number(value: Any) -> float | None:
-    """A finite number from a report, or None: reports come over the wire and are not trusted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _label(text: Any) -> str:
@@ -174,7 +167,7 @@ class MetricsState:
         role, data = str(fields["role"]), fields.get("data") or {}
         self._runs[(role, _outcome(data))] += 1
         streams = [s for s in data.get("streams") or [] if isinstance(s, dict)]
-        moved = int(sum(_number(s.get("bytes")) or 0 for s in streams))
+        moved = int(sum(finite_or_none(s.get("bytes")) or 0 for s in streams))
         if run is not None:  # a scrape may already have shown the live count: never step back below it
             moved = max(moved, int(run.live_bytes()))
         peer = fields.get("peer")
@@ -187,7 +180,7 @@ class MetricsState:
             self._add_tcp_facts(stats, last, [s.get("tcp") for s in streams])
         else:
             stats.received_bytes += moved
-            elapsed = _number(data.get("elapsed_s"))
+            elapsed = finite_or_none(data.get("elapsed_s"))
             last.goodput_bytes_per_second = moved / elapsed if elapsed else None
         stats.last[role] = last
 
@@ -195,16 +188,16 @@ class MetricsState:
     def _add_tcp_facts(stats: PeerStats, last: LastRun, tcps: list[Any]) -> None:
         """Retransmits, segments, RTT and path MTU from the sender's final TCP_INFO (absent on AIX)."""
         tcps = [t for t in tcps if isinstance(t, dict)]
-        counts = [(_number(t.get("total_retrans")), _number(t.get("segs_out"))) for t in tcps]
+        counts = [(finite_or_none(t.get("total_retrans")), finite_or_none(t.get("segs_out"))) for t in tcps]
         known = [(r, s) for r, s in counts if r is not None and s is not None]
         if known and len(known) == len(tcps):
             retransmits, segments = sum(r for r, _ in known), sum(s for _, s in known)
             stats.retransmits += int(retransmits)
             stats.sent_segments += int(segments)
             last.retransmit_ratio = retransmits / segments if segments else None
-        rtts = [r for r in (_number(t.get("rtt_us")) for t in tcps) if r is not None]
+        rtts = [r for r in (finite_or_none(t.get("rtt_us")) for t in tcps) if r is not None]
         last.rtt_seconds = sum(rtts) / len(rtts) / 1e6 if rtts else None
-        pmtus = [p for p in (_number(t.get("pmtu")) for t in tcps) if p]
+        pmtus = [p for p in (finite_or_none(t.get("pmtu")) for t in tcps) if p]
         last.path_mtu_bytes = min(pmtus) if pmtus else None
 
     def _summary(self, fields: dict[str, Any]) -> None:
@@ -265,7 +258,7 @@ _SUMMARY_VALUES = (  # summary key, LastRun attribute, factor to base units
 def _apply_summary(last: LastRun, summary: dict[str, Any]) -> None:
     """What the orchestrator concluded; keys it does not send leave the agent's own figures in place."""
     for key, attribute, scale in _SUMMARY_VALUES:
-        value = _number(summary.get(key))
+        value = finite_or_none(summary.get(key))
         if value is not None:
             setattr(last, attribute, value * scale)
     if summary.get("verdict") in VERDICTS:
@@ -285,7 +278,7 @@ def _lpar_outlooks(entries: list[Any]) -> Iterator[LparOutlook]:
             continue
         seen.add(_label(name))
         yield LparOutlook(_label(name), _bool(entry.get("converges")), _bool(entry.get("fits_window")),
-                          _number(entry.get("predicted_seconds")))
+                          finite_or_none(entry.get("predicted_seconds")))
 
 
 def _bool(value: Any) -> bool | None:

@@ -9,25 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lpmbench.analysis.units import format_bytes, format_rate_bps
+
 _STATUS_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "unknown": "dim"}
 
-
-def rate(bps: float | None) -> str:
-    if bps is None:
-        return "-"
-    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if abs(bps) >= scale:
-            return f"{bps / scale:.2f} {unit}"
-    return f"{bps:.0f} bit/s"
-
-
-def size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} B"
 
 
 def _opt(value: Any, fmt: str = "{}") -> str:
@@ -36,7 +21,7 @@ def _opt(value: Any, fmt: str = "{}") -> str:
 
 def progress_line(interval: dict[str, Any]) -> str:
     """One line per interval while a run goes on."""
-    return (f"{interval['t']:6.1f} s  {rate(interval['goodput_bps']):>14}  "
+    return (f"{interval['t']:6.1f} s  {format_rate_bps(interval['goodput_bps']):>14}  "
             f"retransmits {_opt(interval['retransmits']):>6}  rtt {_opt(interval.get('rtt_ms'), '{:.3f}')} ms")
 
 
@@ -49,7 +34,7 @@ def render_terminal(result: dict[str, Any], console: Console) -> None:
     console.print(_checks_table(result))
     style = _STATUS_STYLE[result["verdict"]]
     console.print(f"Verdict: [{style}]{result['verdict'].upper()}[/{style}]  "
-                  f"{rate(result['goodput_bps'])} over {result['duration_s']:.1f} s, "
+                  f"{format_rate_bps(result['goodput_bps'])} over {result['duration_s']:.1f} s, "
                   f"{escape(str(result['sender']['host']))} -> {escape(str(result['receiver']['host']))}")
     if result.get("error"):
         # Error text may come from a remote agent: never let it be read as markup.
@@ -64,10 +49,10 @@ def _streams_table(result: dict[str, Any]) -> Table:
     for column in ("stream", "bytes", "goodput", "retransmits", "segments out", "rtt ms", "mss"):
         table.add_column(column, justify="right")
     for s in result["streams"]:
-        table.add_row(str(s["id"]), size(s["bytes"]), rate(s["goodput_bps"]), _opt(s["retransmits"]),
+        table.add_row(str(s["id"]), format_bytes(s["bytes"]), format_rate_bps(s["goodput_bps"]), _opt(s["retransmits"]),
                       _opt(s["segments_out"]), _opt(s["rtt_ms"], "{:.3f}"), _opt(s["mss"]))
-    table.add_row("total", size(result["bytes"]), rate(result["goodput_bps"]), _opt(result["retransmits"]),
-                  _opt(result["segments_out"]), "", "", style="bold")
+    table.add_row("total", format_bytes(result["bytes"]), format_rate_bps(result["goodput_bps"]),
+                  _opt(result["retransmits"]), _opt(result["segments_out"]), "", "", style="bold")
     table.caption = (f"CPU: sender {_opt(sender.get('cpu_percent'), '{:.0f}')} %, "
                      f"receiver {_opt(receiver.get('cpu_percent'), '{:.0f}')} % (whole host)")
     return table
