@@ -4,8 +4,8 @@ Pure functions, no I/O. Bytes, seconds and bits per second throughout; memory an
 bytes (``_bytes``, ``_Bps``), network rates in bits (``_bps``), as lpmbench measures goodput in bits.
 
 How LPM moves memory (IBM Docs, "Partition mobility process"; IBM Redbook SG24-7460, "IBM PowerVM
-Live Partition Mobility"; summarised in docs/lpm-model.md): the source MSP copies the
-partition's memory to the destination MSP while the partition keeps running; the hypervisor tracks
+Live Partition Mobility"; the README's section on `lpmbench plan` summarises it): the source MSP
+copies the partition's memory to the destination MSP while the partition keeps running; the hypervisor tracks
 pages written meanwhile and they are sent again; once little enough is left the partition is
 suspended and resumed on the destination, and pages that have not arrived yet are demand-paged from
 the source. This is the pre-copy scheme of Clark et al., "Live
@@ -58,7 +58,7 @@ __all__ = [
 # transmit 80 MB/sec and that 256 GB of working memory is in use ... at least 256*1024/80 = 3276.8
 # seconds" (about 55 minutes), longer still as pages get re-dirtied. Their arithmetic is binary.
 RULE_OF_THUMB_1GBE_BYTES_PER_S = 80 * 2**20
-# 10 GbE moves about 0.86-1.15 GB/s for LPM (IBM figures, as collected in docs/lpm-model.md).
+# 10 GbE moves about 0.86-1.15 GB/s for LPM (IBM's LPM performance figures for dedicated 10 GbE MSP links).
 RULE_OF_THUMB_10GBE_BYTES_PER_S = (0.86e9, 1.15e9)
 
 _BITS_PER_BYTE = 8

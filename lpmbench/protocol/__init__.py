@@ -1,0 +1,1 @@
+"""The sans-I/O control protocol between orchestrator and agent, and the contract constants both share."""
