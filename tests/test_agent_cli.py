@@ -12,12 +12,12 @@ import time
 import pytest
 import trustme
 from agent_helpers import AgentProcess
-from typer.testing import CliRunner
+from cli_runner import cli_runner
 
 from lpmbench.cli import app
 from lpmbench.net import keys
 
-runner = CliRunner()
+runner = cli_runner()
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -8,13 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import cli_runner
 
 from lpmbench.cli import app
 from lpmbench.net import keys
 from lpmbench.orchestrator.local import local_agents
 
-runner = CliRunner()
+runner = cli_runner()
 
 
 def test_keygen_prints_32_hex_bytes():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lpmbench.analysis import compare as comparison
-from lpmbench.analysis.units import format_rate_bps as rate
+from lpmbench.analysis.units import format_rate_bps
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "results"
 
@@ -28,7 +28,8 @@ def test_two_real_runs_side_by_side():
     before, after = load("local.json"), load("local-8-streams.json")
     metrics = rows_by_name(comparison.compare(before, after), "metrics")
     goodput = metrics["goodput"]
-    assert (goodput.before, goodput.after) == (rate(before["goodput_bps"]), rate(after["goodput_bps"]))
+    expected_rates = (format_rate_bps(before["goodput_bps"]), format_rate_bps(after["goodput_bps"]))
+    assert (goodput.before, goodput.after) == expected_rates
     expected = (after["goodput_bps"] - before["goodput_bps"]) / before["goodput_bps"] * 100
     assert goodput.change == f"{expected:+.1f} %"
     assert goodput.trend == (comparison.BETTER if expected > 5 else comparison.WORSE if expected < -5

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import cli_runner
 
 from lpmbench.analysis import results
 from lpmbench.cli import app
 
-runner = CliRunner()
+runner = cli_runner()
 
 
 def plan_json(*args: str):

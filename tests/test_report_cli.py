@@ -10,12 +10,12 @@ import subprocess
 import sys
 
 import pytest
+from cli_runner import cli_runner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from typer.testing import CliRunner
 
-from lpmbench.analysis.units import format_rate_bps as rate
+from lpmbench.analysis.units import format_rate_bps
 from lpmbench.cli import app
 from lpmbench.cli.report import for_terminal
 from lpmbench.render.terminal import render_terminal
@@ -25,7 +25,7 @@ LOCAL, EIGHT, EDITED = (str(FIXTURES / n) for n in ("local.json", "local-8-strea
                                                    "edited-jumbo-blackhole.json"))
 HAS_PLOTLY = importlib.util.find_spec("plotly") is not None
 needs_plotly = pytest.mark.skipif(not HAS_PLOTLY, reason="the report extra is not installed")
-runner = CliRunner()
+runner = cli_runner()
 
 
 def invoke(*args: str):
@@ -36,7 +36,7 @@ def test_report_re_renders_the_terminal_view():
     saved = json.loads(pathlib.Path(EIGHT).read_text())
     result = invoke("report", EIGHT)
     assert result.exit_code == 0, result.output
-    assert "Verdict: PASS" in result.stdout and rate(saved["goodput_bps"]) in result.stdout
+    assert "Verdict: PASS" in result.stdout and format_rate_bps(saved["goodput_bps"]) in result.stdout
     assert saved["run_id"] in result.stdout and "retransmit rate" in result.stdout
 
 
@@ -76,7 +76,8 @@ def test_compare_shows_metrics_and_checks_with_the_change():
     assert result.exit_code == 0, result.output
     change = (after["goodput_bps"] - before["goodput_bps"]) / before["goodput_bps"] * 100
     goodput_line = next(line for line in result.stdout.splitlines() if "goodput" in line)
-    assert rate(before["goodput_bps"]) in goodput_line and rate(after["goodput_bps"]) in goodput_line
+    assert format_rate_bps(before["goodput_bps"]) in goodput_line
+    assert format_rate_bps(after["goodput_bps"]) in goodput_line
     assert f"{change:+.1f} %" in goodput_line
     for label in ("retransmit rate", "path MTU", "efficiency", "run completed", "all streams moved data"):
         assert label in result.stdout

@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import cli_runner
 
 from lpmbench.agent.server import Agent, AgentConfig
 from lpmbench.cli import app
@@ -17,7 +17,7 @@ from lpmbench.orchestrator.schedule import ScheduledPeer, Scheduler, own_endpoin
 from lpmbench.protocol import connection as protocol
 
 KEY = b"s" * 32
-runner = CliRunner()
+runner = cli_runner()
 
 
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("30m", 1800), ("6h", 21600), ("1d", 86400),

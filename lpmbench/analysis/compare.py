@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from lpmbench.analysis.checks import base as verdict
 from lpmbench.analysis.checks.transfer import RETRANSMIT_WARN
 from lpmbench.analysis.units import finite_or_none as number
-from lpmbench.analysis.units import format_rate_bps
+from lpmbench.analysis.units import format_rate_bps, shown
 
 NOT_MEASURED = "not measured"
 BETTER, WORSE, SAME, UNKNOWN, INFO = "better", "worse", "same", "unknown", "info"
@@ -107,7 +107,8 @@ class _Metric:
 
 _METRICS = (
     _Metric("goodput", lambda r: number(r.get("goodput_bps")),
-            lambda v: NOT_MEASURED if v is None else format_rate_bps(v), _relative_change, True, NOISE_FRACTION, True),
+            lambda v: NOT_MEASURED if v is None else shown(format_rate_bps, v), _relative_change, True,
+            NOISE_FRACTION, True),
     _Metric("retransmit rate", lambda r: number(r.get("retransmit_rate")), _percent,
             lambda b, a: f"{(a - b) * 100:+.3f} pp", False, RETRANSMIT_NOISE, False),
     _Metric("path MTU", path_mtu, lambda v: _plain(v if v is None else int(v), " B"),

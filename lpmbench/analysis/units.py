@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 __all__ = [
     "format_byte_rate",
@@ -188,6 +188,14 @@ def finite_or_none(value: Any) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+def shown(formatter: Callable[[float], str], value: Any) -> str:
+    """For views of documents that came from elsewhere: ``formatter(value)``, or ``-`` when the value is not a
+    finite non-negative number (missing, null, text, negative, NaN). The formatters themselves stay strict:
+    in lpmbench's own arithmetic such a value is a bug."""
+    number = finite_or_none(value)
+    return MISSING if number is None or number < 0 else formatter(number)
+
+
 def _check_formattable(value: float, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{what} must be a number, not {type(value).__name__}")
@@ -206,13 +214,11 @@ def _three_significant(value: float, unit: str) -> str:
     return f"{value:.0f} {unit}"
 
 
-def format_bytes(count: Optional[float]) -> str:
-    """Bytes for humans in binary units: ``512 B``, ``1.50 GiB``, ``256 GiB``; None reads ``-``.
+def format_bytes(count: float) -> str:
+    """Bytes for humans in binary units: ``512 B``, ``1.50 GiB``, ``256 GiB``.
 
     The result parses back with :func:`parse_size_bytes` to within 0.5%.
     """
-    if count is None:
-        return MISSING
     _check_formattable(count, "a byte count")
     if math.isinf(count):
         return "unbounded"
@@ -224,17 +230,13 @@ def format_bytes(count: Optional[float]) -> str:
     raise AssertionError("unreachable: count >= 1024 always matches KiB")
 
 
-def format_byte_rate(bytes_per_second: Optional[float]) -> str:
+def format_byte_rate(bytes_per_second: float) -> str:
     """A byte rate (e.g. a dirty rate) for humans: ``600 MiB/s``; parses back with parse_rate_bps."""
-    if bytes_per_second is None:
-        return MISSING
     return f"{format_bytes(bytes_per_second)}/s"
 
 
-def format_rate_bps(bits_per_second: Optional[float]) -> str:
-    """Bits per second for humans in decimal units: ``9.41 Gbit/s``, ``640 Mbit/s``; None reads ``-``."""
-    if bits_per_second is None:
-        return MISSING
+def format_rate_bps(bits_per_second: float) -> str:
+    """Bits per second for humans in decimal units: ``9.41 Gbit/s``, ``640 Mbit/s``."""
     _check_formattable(bits_per_second, "a rate")
     if math.isinf(bits_per_second):
         return "unbounded"

@@ -26,7 +26,7 @@ from typing import Any, Optional
 from lpmbench import __version__
 from lpmbench.analysis.compare import NOT_MEASURED, Row, compare, efficiency, section
 from lpmbench.analysis.units import finite_or_none as number
-from lpmbench.analysis.units import format_bytes, format_rate_bps
+from lpmbench.analysis.units import format_bytes, format_rate_bps, shown
 
 INSTALL_HINT = "pip install 'lpmbench[report]'"
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -182,9 +182,9 @@ def _summary(result: dict[str, Any]) -> str:
     duration = number(result.get("duration_s"))
     facts = [
         ("Verdict", _badge(result.get("verdict"))),
-        ("Goodput", _e(format_rate_bps(number(result.get("goodput_bps"))))),
+        ("Goodput", _e(shown(format_rate_bps, result.get("goodput_bps")))),
         ("Retransmit rate", _e(NOT_MEASURED if retrans is None else f"{retrans:.3%}")),
-        ("Moved", _e(f"{format_bytes(number(result.get('bytes')))} in "
+        ("Moved", _e(f"{shown(format_bytes, result.get('bytes'))} in "
                      f"{'-' if duration is None else f'{duration:.1f}'} s")),
         ("Streams", _e(section(result, "config").get("streams", len(_dicts(result, "streams"))))),
         ("Data plane", _e(f"{result.get('dataplane', '?')}, {sender.get('send_method') or '?'} send")),
@@ -273,13 +273,13 @@ def _lpm(result: dict[str, Any]) -> str:
         seconds = number(p.get("predicted_seconds"))
         window = number(p.get("window_s"))
         fits = p.get("fits_window")
-        rows.append([_e(p.get("name", "?")), _e(format_bytes(number(p.get("memory_bytes")))),
-                     _e(f"{format_bytes(number(p.get('dirty_rate_Bps')))}/s"),
+        rows.append([_e(p.get("name", "?")), _e(shown(format_bytes, p.get("memory_bytes"))),
+                     _e(f"{shown(format_bytes, p.get('dirty_rate_Bps'))}/s"),
                      _e(_duration(seconds) if seconds is not None else "never (does not converge)"),
                      _e(_fact(p.get("passes"))),
                      _e("-" if window is None else _duration(window)),
                      _e("-" if fits is None else ("yes" if fits else "NO")),
-                     _e(format_rate_bps(number(p.get("required_bps"))))])
+                     _e(shown(format_rate_bps, p.get("required_bps")))])
     return _table(["partition", "memory", "dirty rate", "predicted time", "passes", "window", "fits",
                    "bandwidth needed"], rows, "facts")
 
@@ -298,9 +298,9 @@ _STREAM_KEYS = (("id", "stream"), ("bytes", "bytes"), ("goodput_bps", "goodput")
 
 def _stream_cell(key: str, value: Any) -> str:
     if key == "bytes":
-        return format_bytes(number(value))
+        return shown(format_bytes, value)
     if key == "goodput_bps":
-        return format_rate_bps(number(value))
+        return shown(format_rate_bps, value)
     return "-" if value is None else _fact(value)
 
 
