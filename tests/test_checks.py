@@ -7,13 +7,14 @@ that every rule has rows for its PASS and its WARN / FAIL branches, always under
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
 
 from lpmbench.analysis import checks
-from lpmbench.analysis.checks import FAIL, PASS, RULES, UNKNOWN, WARN, base
+from lpmbench.analysis.checks import FAIL, PASS, RULES, UNKNOWN, WARN, base, path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FAMILIES = ("transfer", "path", "nic", "lpm")
@@ -43,6 +44,40 @@ def assert_row(check: dict[str, str] | None, status: str, detail: tuple[str, ...
         assert check["remedy"].strip(), check
     if status == PASS:
         assert check["remedy"] == "", check
+
+
+def family_rows() -> list[Any]:
+    """Every row of every family (imported here, at run time: the family modules import this one)."""
+    return [param for family in FAMILIES for param in importlib.import_module(f"test_checks_{family}").ROWS]
+
+
+def test_every_rule_has_pass_and_warn_or_fail_rows_under_one_name():
+    by_rule: dict[Rule, list[dict[str, str]]] = {}
+    for param in family_rows():
+        rule, result = param.values[0], param.values[1]
+        by_rule.setdefault(rule, []).append(rule(result))
+    for rule in RULES:
+        made = by_rule.get(rule)
+        assert made, f"{rule.__name__} has no rows"
+        assert len({c["name"] for c in made}) == 1, f"{rule.__name__} changes its name: compare matches by name"
+        statuses = {c["status"] for c in made}
+        # A stall check exists only for a stalled run: its "pass" is no check at all (see test_checks_path).
+        assert PASS in statuses or rule is path.stall_check, f"{rule.__name__}: {statuses}"
+        assert statuses & {WARN, FAIL}, f"{rule.__name__}: {statuses}"
+
+
+def test_every_warn_or_fail_row_has_a_remedy_and_every_pass_row_none():
+    """Walks all rows again by status, so a row added without expectations is still held to the contract."""
+    seen = set()
+    for param in family_rows():
+        rule, result = param.values[0], param.values[1]
+        made = rule(result)
+        seen.add(made["status"])
+        if made["status"] in (WARN, FAIL):
+            assert made["remedy"].strip(), (param.id, made)
+        elif made["status"] == PASS:
+            assert made["remedy"] == "", (param.id, made)
+    assert seen == {PASS, WARN, FAIL, UNKNOWN}
 
 
 def documented_names() -> list[str]:

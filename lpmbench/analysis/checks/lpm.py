@@ -9,7 +9,13 @@ from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
 from lpmbench.analysis.units import format_byte_rate, format_bytes, format_duration, format_rate_bps
 
 
+def _pair_reasons(pair: dict[str, Any]) -> str:
+    reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in pair.get("failed_checks", [])[:3])
+    return reasons or pair.get("error") or "no reason reported"
+
+
 def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
+    """The first pair's own checks are the result's other checks; this one judges the redundant pairs."""
     pairs = result.get("pairs") or []
     name = "redundant MSP pair"
     if len(pairs) < 2:
@@ -17,13 +23,21 @@ def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
                                  "carries every migration alone",
                      "configure a second MSP on each frame (redundant MSP pairs carry memory in parallel) "
                      "and test both at once with 'lpmbench pair A B --redundant A2 B2'")
-    bad = [f"{p['sender']} -> {p['receiver']}" for p in pairs[1:] if p["verdict"] == FAIL or p["partial"]]
-    if bad:
-        first = next(p for p in pairs[1:] if p["verdict"] == FAIL or p["partial"])
-        reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in first["failed_checks"][:3]) or first["error"]
-        return check(name, FAIL, f"redundant pair {', '.join(bad)} failed: {reasons}",
+    failed = [p for p in pairs[1:] if p["verdict"] == FAIL or p["partial"]]
+    if failed:
+        return check(name, FAIL, f"redundant pair {', '.join(_pair_name(p) for p in failed)} failed: "
+                                 f"{_pair_reasons(failed[0])}",
+                     "fix the redundant pair as you would the first; LPM spreads memory over both")
+    warned = [p for p in pairs[1:] if p["verdict"] == WARN]
+    if warned:  # its warnings appear nowhere else in the result
+        return check(name, WARN, f"redundant pair {', '.join(_pair_name(p) for p in warned)} warns: "
+                                 f"{_pair_reasons(warned[0])}",
                      "fix the redundant pair as you would the first; LPM spreads memory over both")
     return check(name, PASS, f"{len(pairs)} MSP pairs ran at once")
+
+
+def _pair_name(pair: dict[str, Any]) -> str:
+    return f"{pair['sender']} -> {pair['receiver']}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -37,28 +51,29 @@ def lpm_checks(result: dict[str, Any]) -> list[dict[str, str]]:
         return [check("LPM bandwidth for partitions", UNKNOWN,
                       "no partitions given; pass --lpar NAME:MEMORY[:DIRTY_RATE] (and --window) to judge them",
                       "")]
-    model = result.get("lpm_model") or {}
-    bandwidth = format_rate_bps(model.get("bandwidth_bps") or 0)
-    out = []
-    for part in partitions:
-        name = f"LPM partition {part['name']}"
-        what = (f"{format_bytes(part['memory_bytes'])} dirtied at {format_byte_rate(part['dirty_rate_Bps'])} "
-                f"over {bandwidth}")
-        if not part["converges"]:
-            out.append(check(name, FAIL, f"{what}: pages are dirtied faster than they move; LPM would stall",
-                             "raise the bandwidth (faster or redundant MSP pairs, jumbo frames) above the dirty "
-                             "rate, or migrate when the partition is quieter"))
-        elif part["fits_window"] is False:
-            need = part["required_bps"]
-            out.append(check(name, FAIL, f"{what}: about {_duration(part['predicted_seconds'])}, longer than the "
-                             f"{_duration(part['window_s'])} window",
-                             f"the window needs about {format_rate_bps(need)} between the MSPs" if need else
-                             "no bandwidth meets this window at this dirty rate; widen the window"))
-        elif part["pass_limit_reached"]:
-            out.append(check(name, WARN, f"{what}: about {_duration(part['predicted_seconds'])}, but the dirty "
-                             f"rate keeps {format_bytes(part['residual_bytes'])} for demand paging after resume",
-                             "migrate at a quieter time or add bandwidth, to shorten the slow post-resume phase"))
-        else:
-            out.append(check(name, PASS, f"{what}: about {_duration(part['predicted_seconds'])} in "
-                             f"{part['passes']} pass(es)"))
-    return out
+    bandwidth_bps = (result.get("lpm_model") or {}).get("bandwidth_bps")  # None in hand-made results
+    return [_partition_check(part, bandwidth_bps) for part in partitions]
+
+
+def _partition_check(part: dict[str, Any], bandwidth_bps: float | None) -> dict[str, str]:
+    name = f"LPM partition {part['name']}"
+    over = format_rate_bps(bandwidth_bps) if bandwidth_bps is not None else "the measured bandwidth"
+    what = f"{format_bytes(part['memory_bytes'])} dirtied at {format_byte_rate(part['dirty_rate_Bps'])} over {over}"
+    if bandwidth_bps is not None and bandwidth_bps <= 0:  # no dirty rate outran the network: nothing crossed it
+        return check(name, FAIL, f"{what}: nothing moved between the MSPs, so the partition could not move either",
+                     "see the other checks for why the streams moved no data")
+    if not part["converges"]:
+        return check(name, FAIL, f"{what}: pages are dirtied faster than they move; LPM would stall",
+                     "raise the bandwidth (faster or redundant MSP pairs, jumbo frames) above the dirty "
+                     "rate, or migrate when the partition is quieter")
+    about = f"about {_duration(part['predicted_seconds'])}"
+    if part["fits_window"] is False:
+        need = part["required_bps"]
+        return check(name, FAIL, f"{what}: {about}, longer than the {_duration(part['window_s'])} window",
+                     f"the window needs about {format_rate_bps(need)} between the MSPs" if need else
+                     "no bandwidth meets this window at this dirty rate; widen the window")
+    if part["pass_limit_reached"]:
+        return check(name, WARN, f"{what}: {about}, but the dirty rate keeps "
+                                 f"{format_bytes(part['residual_bytes'])} for demand paging after resume",
+                     "migrate at a quieter time or add bandwidth, to shorten the slow post-resume phase")
+    return check(name, PASS, f"{what}: {about} in {part['passes']} pass(es)")
