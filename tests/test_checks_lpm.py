@@ -55,6 +55,19 @@ ROWS = [
         {"pairs": [FIRST, pair("warn", failed=(("link speed at least 10 Gb", "warn", "sender at 1000 Mb/s"),))]},
         WARN, ("a2 -> b2", "link speed at least 10 Gb: sender at 1000"), ("redundant pair",),
         id="redundant-pair-warns"),
+    # Each pair's own result warns that it is a single pair and judges partitions at its half of the bandwidth:
+    # neither is the redundant pair's fault (the combined result judges partitions at the aggregate).
+    row(lpm.redundant_pairs_check,
+        {"pairs": [FIRST, pair("warn", failed=(("redundant MSP pair", "warn", "one MSP pair tested"),))]}, PASS,
+        ("2 MSP pairs",), id="redundant-pair-own-single-pair-warning-ignored"),
+    row(lpm.redundant_pairs_check,
+        {"pairs": [FIRST, pair("fail", failed=(("LPM partition db01", "fail", "dirtied faster than they move"),
+                                               ("redundant MSP pair", "warn", "one MSP pair tested")))]}, PASS,
+        ("2 MSP pairs",), id="redundant-pair-partition-judged-on-the-aggregate"),
+    row(lpm.redundant_pairs_check,
+        {"pairs": [FIRST, pair("fail", failed=(("redundant MSP pair", "warn", "one MSP pair tested"),
+                                               ("LPM port range reachable", "fail", "could not reach")))]}, FAIL,
+        ("LPM port range reachable: could not reach",), absent=("one MSP pair",), id="redundant-pair-port-fails"),
     # One check per partition: stall, window missed (with and without a bandwidth that meets it), pass limit, pass.
     row(first_partition, {"lpm": None}, UNKNOWN, ("no partitions given", "--lpar"), id="partitions-none-given"),
     row(first_partition, partition(converges=False, predicted_seconds=None, passes=30, pass_limit_reached=True),
