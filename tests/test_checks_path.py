@@ -90,8 +90,8 @@ ROWS = [
     row(path.stream_limits_check, limited(300_000, 400_000), WARN, ("the receiver's window", "the sender's buffer"),
         ("tcp_recvspace", "tcp_sendspace"), id="limits-rwnd-and-sndbuf"),
     # Goodput against the wire limit: WARN below 70 %.
-    row(path.efficiency_check, {"efficiency": None, "wire_limit_bps": None}, UNKNOWN, ("wire limit unknown",),
-        id="efficiency-unknown"),
+    row(path.efficiency_check, {"efficiency": None, "wire_limit_bps": None}, UNKNOWN,
+        ("wire limit unknown", "MSS (no TCP_INFO on AIX)"), id="efficiency-unknown"),
     row(path.efficiency_check, {"efficiency": 0.69, "wire_limit_bps": 9.41e9}, WARN, ("69%", "9.41 Gbit/s"),
         ("retransmits",), id="efficiency-below-threshold"),
     row(path.efficiency_check, {"efficiency": 0.70, "wire_limit_bps": 9.41e9}, PASS, ("70%",),

@@ -128,7 +128,8 @@ def efficiency_check(result: dict[str, Any]) -> dict[str, str]:
     name = "goodput against the wire limit"
     efficiency, limit = result.get("efficiency"), result.get("wire_limit_bps")
     if efficiency is None or not limit:
-        return check(name, UNKNOWN, "wire limit unknown (link speed or path MTU not known, or loopback)")
+        return check(name, UNKNOWN, "wire limit unknown: the link speeds, the path MTU or the streams' MSS "
+                                    "(no TCP_INFO on AIX) not known, or loopback")
     detail = f"{efficiency:.0%} of the {limit / 1e9:.2f} Gbit/s the slowest link can carry at this MTU"
     if efficiency < EFFICIENCY_WARN:
         return check(name, WARN, detail, "see the other checks for the cause: retransmits, windows, offloads, CPU")
