@@ -6,10 +6,15 @@ preamble, header, FCS and inter-frame gap per frame.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 ETHERNET_OVERHEAD = 38  # preamble 8 + header 14 + FCS 4 + inter-frame gap 12 bytes per frame on the wire
+STANDARD_MTU = 1500
 JUMBO_MTU = 9000
+# IP + TCP headers with the timestamp option (Linux's default, so its MSS is MTU minus these) per packet.
+IPV4_TCP_HEADERS = 20 + 20 + 12
+IPV6_TCP_HEADERS = 40 + 20 + 12
 LOOPBACK_NAMES = ("lo", "lo0")
 
 
@@ -26,16 +31,37 @@ def on_loopback(result: dict[str, Any]) -> bool:
 def path_facts(sender_result: dict[str, Any], receiver_result: dict[str, Any]) -> dict[str, Any]:
     tx, rx = sender_result.get("interface") or {}, receiver_result.get("interface") or {}
     probe = sender_result.get("path_probe") or {}
+    data_address = sender_result.get("address")  # the receiver address the sender resolved and connected to
     return {"mtu": probe.get("mtu"), "probe_complete": probe.get("complete"), "probe_error": probe.get("error"),
             "probe_elapsed_s": probe.get("elapsed_s"),
             "sender_interface": tx.get("name"), "receiver_interface": rx.get("name"),
-            "sender_mtu": tx.get("mtu"), "receiver_mtu": rx.get("mtu")}
+            "sender_mtu": tx.get("mtu"), "receiver_mtu": rx.get("mtu"),
+            "data_address": data_address if isinstance(data_address, str) else None}
 
 
 def slowest_link_mbps(result: dict[str, Any]) -> int | None:
     speeds = [i.get("speed_mbps") for i in interfaces(result)]
     known = [s for s in speeds if isinstance(s, int) and s > 0]
     return min(known) if len(known) == 2 else None
+
+
+def is_ipv6(address: Any) -> bool:
+    """An IPv6 address on the wire (an IPv4-mapped one travels as IPv4); a host name counts as IPv4."""
+    try:
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])  # drop a link-local zone (fe80::1%en4)
+    except ValueError:
+        return False
+    return isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None
+
+
+def ip_tcp_headers(result: dict[str, Any]) -> int:
+    """Header bytes per packet of the data streams, from the address they went to.
+
+    Older results lack ``path.data_address``: the receiver's control address stands in, as the streams go
+    to the receiver's host unless --data-host says otherwise. (The sender's address says nothing about them.)
+    """
+    address = (result.get("path") or {}).get("data_address") or (result.get("receiver") or {}).get("address")
+    return IPV6_TCP_HEADERS if is_ipv6(address) else IPV4_TCP_HEADERS
 
 
 def wire_limit_bps(result: dict[str, Any]) -> float | None:
@@ -46,7 +72,7 @@ def wire_limit_bps(result: dict[str, Any]) -> float | None:
     if speed is None or not mtu or not mss or on_loopback(result):
         return None
     # The frames the streams sent: their MSS plus IP and TCP headers with timestamps, at most the path MTU.
-    headers = 72 if ":" in str((result.get("sender") or {}).get("address") or "") else 52
+    headers = ip_tcp_headers(result)
     payload = min(min(mss), mtu - headers)
     frame = min(mtu, payload + headers)
     return speed * 1e6 * payload / (frame + ETHERNET_OVERHEAD)

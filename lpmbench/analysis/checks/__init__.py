@@ -1,4 +1,5 @@
-"""The checks, in the order a result lists them: the retransmit rate always comes first.
+"""The checks, in the order a result lists them (README's "What lpmbench checks" table): the retransmit rate
+always comes first.
 
 Each rule takes the result document and returns a check (or None when it does not apply to this run).
 Statuses, ``check()`` and ``overall()`` live in :mod:`.base`; each family of rules in its own module.
@@ -16,7 +17,7 @@ __all__ = ["FAIL", "PASS", "UNKNOWN", "WARN", "Check", "RULES", "check", "evalua
 Rule = Callable[[dict[str, Any]], Optional[Check]]
 
 RULES: tuple[Rule, ...] = (
-    transfer.retransmit_check, transfer.completion_check, transfer.data_port_check, transfer.streams_check,
+    transfer.retransmit_check, transfer.completion_check, transfer.streams_check, transfer.data_port_check,
     path.stall_check, path.jumbo_check, nic.link_speed_check, nic.speed_match_check, nic.offload_check,
     nic.physical_adapter_check, nic.nic_errors_check, path.stream_limits_check, path.efficiency_check,
     path.jumbo_gain_check, lpm.redundant_pairs_check,

@@ -8,8 +8,33 @@ from typing import Any
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
 from lpmbench.analysis.units import format_byte_rate, format_bytes, format_duration, format_rate_bps
 
+# Checks of each pair's own result that judge the whole, not the pair: every pair alone "is" a single pair, and
+# partitions alone get only its share of the bandwidth; the combined result judges both at the aggregate.
+WHOLE_RESULT_CHECKS = ("redundant MSP pair", "LPM partition ")
+
+
+def _own_problems(pair: dict[str, Any]) -> list[dict[str, str]]:
+    return [c for c in pair.get("failed_checks", []) if not c["name"].startswith(WHOLE_RESULT_CHECKS)]
+
+
+def _pair_status(pair: dict[str, Any]) -> str:
+    own = _own_problems(pair)
+    if pair["partial"] or any(c["status"] == FAIL for c in own):
+        return FAIL
+    return WARN if own else PASS
+
+
+def _pair_reasons(pair: dict[str, Any]) -> str:
+    reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in _own_problems(pair)[:3])
+    return reasons or pair.get("error") or "no reason reported"
+
+
+def _pair_name(pair: dict[str, Any]) -> str:
+    return f"{pair['sender']} -> {pair['receiver']}"
+
 
 def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
+    """The first pair's own checks are the result's other checks; this one judges the redundant pairs."""
     pairs = result.get("pairs") or []
     name = "redundant MSP pair"
     if len(pairs) < 2:
@@ -17,12 +42,12 @@ def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
                                  "carries every migration alone",
                      "configure a second MSP on each frame (redundant MSP pairs carry memory in parallel) "
                      "and test both at once with 'lpmbench pair A B --redundant A2 B2'")
-    bad = [f"{p['sender']} -> {p['receiver']}" for p in pairs[1:] if p["verdict"] == FAIL or p["partial"]]
-    if bad:
-        first = next(p for p in pairs[1:] if p["verdict"] == FAIL or p["partial"])
-        reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in first["failed_checks"][:3]) or first["error"]
-        return check(name, FAIL, f"redundant pair {', '.join(bad)} failed: {reasons}",
-                     "fix the redundant pair as you would the first; LPM spreads memory over both")
+    for status, verb in ((FAIL, "failed"), (WARN, "warns")):
+        bad = [p for p in pairs[1:] if _pair_status(p) == status]
+        if bad:  # a redundant pair's problems appear nowhere else in the result
+            return check(name, status, f"redundant pair {', '.join(_pair_name(p) for p in bad)} {verb}: "
+                                       f"{_pair_reasons(bad[0])}",
+                         "fix the redundant pair as you would the first; LPM spreads memory over both")
     return check(name, PASS, f"{len(pairs)} MSP pairs ran at once")
 
 
@@ -37,28 +62,29 @@ def lpm_checks(result: dict[str, Any]) -> list[dict[str, str]]:
         return [check("LPM bandwidth for partitions", UNKNOWN,
                       "no partitions given; pass --lpar NAME:MEMORY[:DIRTY_RATE] (and --window) to judge them",
                       "")]
-    model = result.get("lpm_model") or {}
-    bandwidth = format_rate_bps(model.get("bandwidth_bps") or 0)
-    out = []
-    for part in partitions:
-        name = f"LPM partition {part['name']}"
-        what = (f"{format_bytes(part['memory_bytes'])} dirtied at {format_byte_rate(part['dirty_rate_Bps'])} "
-                f"over {bandwidth}")
-        if not part["converges"]:
-            out.append(check(name, FAIL, f"{what}: pages are dirtied faster than they move; LPM would stall",
-                             "raise the bandwidth (faster or redundant MSP pairs, jumbo frames) above the dirty "
-                             "rate, or migrate when the partition is quieter"))
-        elif part["fits_window"] is False:
-            need = part["required_bps"]
-            out.append(check(name, FAIL, f"{what}: about {_duration(part['predicted_seconds'])}, longer than the "
-                             f"{_duration(part['window_s'])} window",
-                             f"the window needs about {format_rate_bps(need)} between the MSPs" if need else
-                             "no bandwidth meets this window at this dirty rate; widen the window"))
-        elif part["pass_limit_reached"]:
-            out.append(check(name, WARN, f"{what}: about {_duration(part['predicted_seconds'])}, but the dirty "
-                             f"rate keeps {format_bytes(part['residual_bytes'])} for demand paging after resume",
-                             "migrate at a quieter time or add bandwidth, to shorten the slow post-resume phase"))
-        else:
-            out.append(check(name, PASS, f"{what}: about {_duration(part['predicted_seconds'])} in "
-                             f"{part['passes']} pass(es)"))
-    return out
+    bandwidth_bps = (result.get("lpm_model") or {}).get("bandwidth_bps")  # None in hand-made results
+    return [_partition_check(part, bandwidth_bps) for part in partitions]
+
+
+def _partition_check(part: dict[str, Any], bandwidth_bps: float | None) -> dict[str, str]:
+    name = f"LPM partition {part['name']}"
+    over = format_rate_bps(bandwidth_bps) if bandwidth_bps is not None else "the measured bandwidth"
+    what = f"{format_bytes(part['memory_bytes'])} dirtied at {format_byte_rate(part['dirty_rate_Bps'])} over {over}"
+    if bandwidth_bps is not None and bandwidth_bps <= 0:  # no dirty rate outran the network: nothing crossed it
+        return check(name, FAIL, f"{what}: nothing moved between the MSPs, so the partition could not move either",
+                     "see the other checks for why the streams moved no data")
+    if not part["converges"]:
+        return check(name, FAIL, f"{what}: pages are dirtied faster than they move; LPM would stall",
+                     "raise the bandwidth (faster or redundant MSP pairs, jumbo frames) above the dirty "
+                     "rate, or migrate when the partition is quieter")
+    about = f"about {_duration(part['predicted_seconds'])}"
+    if part["fits_window"] is False:
+        need = part["required_bps"]
+        return check(name, FAIL, f"{what}: {about}, longer than the {_duration(part['window_s'])} window",
+                     f"the window needs about {format_rate_bps(need)} between the MSPs" if need else
+                     "no bandwidth meets this window at this dirty rate; widen the window")
+    if part["pass_limit_reached"]:
+        return check(name, WARN, f"{what}: {about}, but the dirty rate keeps "
+                                 f"{format_bytes(part['residual_bytes'])} for demand paging after resume",
+                     "migrate at a quieter time or add bandwidth, to shorten the slow post-resume phase")
+    return check(name, PASS, f"{what}: {about} in {part['passes']} pass(es)")

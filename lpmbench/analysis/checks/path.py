@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
-from lpmbench.analysis.wire import JUMBO_MTU, on_loopback
+from lpmbench.analysis.wire import JUMBO_MTU, STANDARD_MTU, on_loopback
 
 LIMITED_WARN_FRACTION = 0.2  # share of busy time a stream spent limited by a window or buffer
 EFFICIENCY_WARN = 0.7  # goodput below 70 % of the wire limit: something other than the wire limits
@@ -25,65 +25,102 @@ def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
     if probed is None or tx_mtu is None or rx_mtu is None:
         return check(name, UNKNOWN, f"path MTU not measured ({path.get('probe_error') or 'no probe result'})",
                      "make sure UDP to the receiver's data port range is allowed, then run again")
-    smaller = min(tx_mtu, rx_mtu)
-    mss = [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)]
-    if probed < smaller and path.get("probe_complete") is False:
-        return check(name, WARN, f"the path probe ran out of time: at least {probed}-byte packets pass, larger ones "
-                                 f"were not confirmed (interfaces at {tx_mtu} / {rx_mtu}); heavy loss slows the probe",
-                     "run again; if it repeats, look for loss on the path (retransmit rate, NIC errors)")
-    if probed < smaller:
-        return check(name, FAIL, f"the MSP interfaces are set to MTU {tx_mtu} / {rx_mtu} but the path passes "
-                                 f"only {probed}-byte packets: a switch port or VLAN on the path does not pass "
-                                 f"jumbo frames, so full-size LPM segments vanish (black hole)",
-                     "enable jumbo frames (MTU 9000 or more) on every switch port and VLAN between the MSPs, or set "
-                     "both MSPs to 1500 (VIOS: chdev -dev entX -attr jumbo_frames=no on the adapter and SEA; "
-                     f"Linux: ip link set {path.get('sender_interface') or 'DEV'} mtu 1500)")
+    if probed < min(tx_mtu, rx_mtu):
+        return _path_below_interfaces(name, path)
     if tx_mtu != rx_mtu:
         return check(name, WARN, f"the MSPs disagree on the MTU ({tx_mtu} vs {rx_mtu}); the path passes {probed}",
                      "set the same MTU on both MSPs (VIOS: jumbo_frames=yes on both adapters and SEAs)")
     if probed >= JUMBO_MTU:
-        used = f"; the streams used MSS {min(mss)}" if mss else ""
-        if mss and min(mss) < JUMBO_MTU - 100:
-            return check(name, WARN, f"the path passes {probed}-byte packets but the streams used MSS {min(mss)}: "
-                                     f"something clamps the MSS (a firewall or tcp_mssdflt)",
-                         "remove the MSS clamping on the path so LPM uses the jumbo frames")
-        return check(name, PASS, f"the path passes {probed}-byte jumbo frames end to end{used}")
-    return check(name, WARN, f"standard frames only (path MTU {probed}); jumbo frames raise LPM throughput and "
-                             f"cut CPU per GB moved",
+        return _jumbo_path(name, probed, [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)])
+    frames = "standard frames only" if probed <= STANDARD_MTU else f"frames of at most {probed} bytes, below jumbo size"
+    return check(name, WARN, f"{frames} (path MTU {probed}); jumbo frames raise LPM throughput and cut CPU per GB "
+                             f"moved",
                  "enable jumbo frames on both MSPs (VIOS: chdev -dev entX -attr jumbo_frames=yes on the physical "
                  "adapter and the SEA) and on every switch port between them, then run with --jumbo-compare")
+
+
+def _path_below_interfaces(name: str, path: dict[str, Any]) -> dict[str, str]:
+    """The path passes less than both MSPs send: a black hole, unless the probe ran out of time first."""
+    probed, tx_mtu, rx_mtu = path["mtu"], path["sender_mtu"], path["receiver_mtu"]
+    if path.get("probe_complete") is False:
+        return check(name, WARN, f"the path probe ran out of time: at least {probed}-byte packets pass, larger ones "
+                                 f"were not confirmed (interfaces at {tx_mtu} / {rx_mtu}); heavy loss slows the probe",
+                     "run again; if it repeats, look for loss on the path (retransmit rate, NIC errors)")
+    device = path.get("sender_interface") or "DEV"
+    lower = (f"VIOS: chdev -dev entX -attr jumbo_frames=no on the adapter and SEA; Linux: ip link set {device} "
+             f"mtu 1500" if probed == STANDARD_MTU else
+             f"VIOS: chdev -dev enX -attr mtu={probed}; Linux: ip link set {device} mtu {probed}")
+    detail = (f"the MSP interfaces are set to MTU {tx_mtu} / {rx_mtu} but the path passes only {probed}-byte "
+              f"packets: full-size LPM segments vanish (black hole)")
+    if min(tx_mtu, rx_mtu) > STANDARD_MTU:  # jumbo hosts: a switch port or VLAN in between drops the big frames
+        return check(name, FAIL, f"{detail}; a switch port or VLAN on the path does not pass these jumbo frames",
+                     f"enable jumbo frames (MTU {min(tx_mtu, rx_mtu)} or more) on every switch port and VLAN "
+                     f"between the MSPs, or lower both MSPs to the path's {probed} ({lower})")
+    # Standard frames that do not fit: a tunnel, VPN or router with a smaller MTU whose ICMP does not come back.
+    return check(name, FAIL, f"{detail}; a tunnel, VPN or router on the path has a smaller MTU",
+                 f"let ICMP 'fragmentation needed' through so TCP can adapt, or lower both MSPs to {probed} ({lower})")
+
+
+def _jumbo_path(name: str, probed: int, mss: list[int]) -> dict[str, str]:
+    """The path passes jumbo frames: did the streams use them? (MSS unknown without TCP_INFO: not judged.)"""
+    if mss and min(mss) < JUMBO_MTU - 100:
+        return check(name, WARN, f"the path passes {probed}-byte packets but the streams used MSS {min(mss)}: "
+                                 f"something clamps the MSS (a firewall or tcp_mssdflt)",
+                     "remove the MSS clamping on the path so LPM uses the jumbo frames")
+    used = f"; the streams used MSS {min(mss)}" if mss else ""
+    return check(name, PASS, f"the path passes {probed}-byte jumbo frames end to end{used}")
+
+
+def _stall_mtu_cause(path: dict[str, Any]) -> str:
+    """Why a stalled run stalled, when the path MTU explains it: the sender's frames do not fit the path."""
+    probed, tx_mtu, rx_mtu = path.get("mtu"), path.get("sender_mtu"), path.get("receiver_mtu")
+    if not probed or not tx_mtu or probed >= min(tx_mtu, rx_mtu or tx_mtu):
+        return ""  # the MSS is the smaller MTU of the two ends: frames that fit both ends fit this path
+    frames = min(tx_mtu, rx_mtu or tx_mtu)
+    if path.get("probe_complete") is False:
+        return (f"the path probe confirmed only {probed}-byte packets before it ran out of time, and the MSPs send "
+                f"{frames}-byte frames")
+    return f"full-size frames ({frames}) do not cross a path that passes only {probed}"
 
 
 def stall_check(result: dict[str, Any]) -> dict[str, str] | None:
     if not result.get("stalled"):
         return None
-    path = result.get("path") or {}
-    cause = ""
-    if path.get("mtu") and path.get("sender_mtu") and path["mtu"] < min(path["sender_mtu"],
-                                                                          path.get("receiver_mtu") or 65536):
-        cause = f": full-size frames ({path['sender_mtu']}) do not cross a path that passes only {path['mtu']}"
-    return check("streams kept moving", FAIL, f"the streams stalled (nothing acknowledged){cause}",
-                 "fix the MTU mismatch on the path (see the jumbo frames check) or the link that went down; "
-                 "LPM would stall the same way")
+    name, detail = "streams kept moving", "the streams stalled (nothing acknowledged)"
+    cause = _stall_mtu_cause(result.get("path") or {})
+    if cause:
+        return check(name, FAIL, f"{detail}: {cause}",
+                     "fix the MTU mismatch on the path (see the jumbo frames check); LPM would stall the same way")
+    return check(name, FAIL, detail,
+                 "find what stopped the acknowledgements: a link or LAG member that went down, a path that drops "
+                 "full-size frames (see the jumbo frames check), a middlebox that cuts streams mid-run, or a "
+                 "receiving MSP that stopped reading (CPU, memory); LPM would stall the same way")
+
+
+RWND_REMEDY = ("raise the receiver's TCP buffers (Linux: sysctl net.ipv4.tcp_rmem max; AIX/VIOS: no -o "
+               "tcp_recvspace, rfc1323=1), or the receiving MSP is short of CPU")
+SNDBUF_REMEDY = "raise the sender's TCP buffers (Linux: sysctl net.ipv4.tcp_wmem max; AIX/VIOS: no -o tcp_sendspace)"
+
+
+def _total(streams: list[dict[str, Any]], key: str) -> int:
+    return sum(s.get(key) or 0 for s in streams)
 
 
 def stream_limits_check(result: dict[str, Any]) -> dict[str, str]:
-    """Why streams were slow: receive window, send buffer, or the network (congestion)."""
+    """Why streams were slow: receive window, send buffer (both can), or the network (congestion)."""
     name = "what limited the streams"
-    busy = sum(s.get("busy_us") or 0 for s in result.get("streams", []))
+    streams = result.get("streams", [])
+    busy = _total(streams, "busy_us")
     if not busy:
         return check(name, UNKNOWN, "no TCP_INFO busy times (not Linux)")
-    rwnd = sum(s.get("rwnd_limited_us") or 0 for s in result.get("streams", [])) / busy
-    sndbuf = sum(s.get("sndbuf_limited_us") or 0 for s in result.get("streams", [])) / busy
+    rwnd, sndbuf = _total(streams, "rwnd_limited_us") / busy, _total(streams, "sndbuf_limited_us") / busy
     shares = f"receive window {rwnd:.0%}, send buffer {sndbuf:.0%} of busy time"
-    if rwnd >= LIMITED_WARN_FRACTION:
-        return check(name, WARN, f"the receiver's window held the streams back ({shares})",
-                     "raise the receiver's TCP buffers (Linux: sysctl net.ipv4.tcp_rmem max; AIX/VIOS: no -o "
-                     "tcp_recvspace, rfc1323=1), or the receiving MSP is short of CPU")
-    if sndbuf >= LIMITED_WARN_FRACTION:
-        return check(name, WARN, f"the sender's buffer held the streams back ({shares})",
-                     "raise the sender's TCP buffers (Linux: sysctl net.ipv4.tcp_wmem max; AIX/VIOS: no -o "
-                     "tcp_sendspace)")
+    limits = [(what, remedy) for what, share, remedy in (("the receiver's window", rwnd, RWND_REMEDY),
+                                                         ("the sender's buffer", sndbuf, SNDBUF_REMEDY))
+              if share >= LIMITED_WARN_FRACTION]
+    if limits:
+        return check(name, WARN, f"{' and '.join(w for w, _ in limits)} held the streams back ({shares})",
+                     "; ".join(r for _, r in limits))
     return check(name, PASS, f"the network set the pace, not the hosts ({shares})")
 
 
@@ -91,7 +128,8 @@ def efficiency_check(result: dict[str, Any]) -> dict[str, str]:
     name = "goodput against the wire limit"
     efficiency, limit = result.get("efficiency"), result.get("wire_limit_bps")
     if efficiency is None or not limit:
-        return check(name, UNKNOWN, "wire limit unknown (link speed or path MTU not known, or loopback)")
+        return check(name, UNKNOWN, "wire limit unknown: the link speeds, the path MTU or the streams' MSS "
+                                    "(no TCP_INFO on AIX) not known, or loopback")
     detail = f"{efficiency:.0%} of the {limit / 1e9:.2f} Gbit/s the slowest link can carry at this MTU"
     if efficiency < EFFICIENCY_WARN:
         return check(name, WARN, detail, "see the other checks for the cause: retransmits, windows, offloads, CPU")
@@ -107,10 +145,12 @@ def jumbo_gain_check(result: dict[str, Any]) -> dict[str, str] | None:
     gain, cpu = compare.get("goodput_gain"), compare.get("cpu_per_gb_change")
     if gain is None or compare["standard"]["partial"] or compare["jumbo"]["partial"]:
         return check(name, UNKNOWN, "the comparison run did not complete")
+    jumbo_mss, standard_mss = compare["jumbo"].get("mss"), compare["standard"].get("mss")
+    mss_known = isinstance(jumbo_mss, int) and isinstance(standard_mss, int)
+    mss_text = f"MSS {jumbo_mss} vs {standard_mss}" if mss_known else "MSS not reported (no TCP_INFO)"
     cpu_text = f", CPU per GB {cpu:+.0%}" if cpu is not None else ""
-    detail = (f"MSS {compare['jumbo']['mss']} vs {compare['standard']['mss']}: goodput {gain:+.0%}{cpu_text} "
-              f"against standard frames")
-    if (compare["jumbo"]["mss"] or 0) <= (compare["standard"]["mss"] or 0):
+    detail = f"{mss_text}: goodput {gain:+.0%}{cpu_text} against standard frames"
+    if mss_known and jumbo_mss <= standard_mss:
         return check(name, WARN, detail + "; the streams did not use jumbo frames",
                      "enable jumbo frames end to end (see the jumbo frames check)")
     if gain < 0 and (cpu is None or cpu > 0):

@@ -43,22 +43,49 @@ def data_port_check(result: dict[str, Any]) -> dict[str, str]:
     info = result.get("data_port") or {}
     name = "LPM port range reachable"
     port, span = info.get("port"), info.get("range")
-    where = f"data port {port}" + (f" (from {span[0]}-{span[1]})" if span and span != [0, 0] else "")
+    where = "data port" if port is None else f"data port {port}"  # older results have no data_port section
+    if span and list(span) != [0, 0]:
+        where += f" (from {span[0]}-{span[1]})"
     if info.get("reachable") is False:
         return check(name, FAIL, f"the sender could not reach the receiver's {where}: {info.get('error')}",
                      "open the LPM port range between the MSPs in every firewall on the path (LPM takes two "
                      "ephemeral ports per migration; on VIOS see vioslpm0 tcp_port_low / tcp_port_high), or "
                      "give the agent the range your firewall allows with --data-ports")
     if info.get("reachable") is None:
-        return check(name, UNKNOWN, f"no stream reached the {where}", "")
-    return check(name, PASS, f"the streams reached the {where}")
+        return check(name, UNKNOWN, f"no stream reached the receiver's {where}", "")
+    return check(name, PASS, f"the streams reached the receiver's {where}")
+
+
+def _ids(stream_ids: list[Any]) -> str:
+    return ", ".join(map(str, stream_ids))
+
+
+def _start_error(result: dict[str, Any]) -> str:
+    """Why the sender could not open its streams: its connect error, else the run's error."""
+    return (result.get("data_port") or {}).get("error") or result.get("error") or "no reason reported"
+
+
+NEVER_STARTED_REMEDY = ("look at the sender, whose agent could not open these streams: its connect error and log "
+                        "say why (the receiver's data port refused or timed out: see the port range check); check "
+                        "the sending MSP's limits (open files: ulimit -n; memory for socket buffers)")
+IDLE_REMEDY = ("a firewall or a stateful middlebox may block some of the LPM port range; check the data ports "
+               "between the MSPs")
 
 
 def streams_check(result: dict[str, Any]) -> dict[str, str]:
+    """Streams the sender never started (``started`` False) are its own failure, not the path's: a stream
+    that connected but moved nothing points at a middlebox. Entries without ``started`` (older results) started."""
+    name = "all streams moved data"
     streams = result.get("streams", [])
-    idle = [s["id"] for s in streams if not s.get("bytes")]
+    never = [s["id"] for s in streams if s.get("started") is False]
+    idle = [s["id"] for s in streams if s.get("started") is not False and not s.get("bytes")]
+    details, remedies = [], []
+    if never:
+        details.append(f"stream(s) {_ids(never)} never started on the sender ({_start_error(result)})")
+        remedies.append(NEVER_STARTED_REMEDY)
     if idle:
-        return check("all streams moved data", FAIL, f"stream(s) {', '.join(map(str, idle))} moved no data",
-                     "a firewall or a stateful middlebox may block some of the LPM port range; check the data "
-                     "ports between the MSPs")
-    return check("all streams moved data", PASS, f"{len(streams)} of {len(streams)} streams moved data")
+        details.append(f"stream(s) {_ids(idle)} moved no data")
+        remedies.append(IDLE_REMEDY)
+    if details:
+        return check(name, FAIL, "; ".join(details), "; ".join(remedies))
+    return check(name, PASS, f"{len(streams)} of {len(streams)} streams moved data")
