@@ -7,12 +7,16 @@ loop are real in the rest, and the pair runs use real agents on loopback.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from typing import Any
 
 import pytest
-from agent_helpers import in_process_agents
+from agent_helpers import REPO, in_process_agents
 
 from lpmbench.agent import clock
 from lpmbench.agent.clock import PAST_DEADLINE_NS, StartGate, start_streams
@@ -138,6 +142,45 @@ def test_a_stream_whose_thread_never_ran_costs_at_most_the_start_timeout(monkeyp
     assert gate.started == [True, False]
     assert seen[1][0] == PAST_DEADLINE_NS  # its loop returns at once: it moves nothing after the others
     assert 0.3 <= took < 0.3 + 2.0  # 2 s: a loaded host's scheduling delays, far below the held thread's 10 s
+
+
+NO_THREADS = textwrap.dedent("""
+    import asyncio, json, resource, threading
+    from lpmbench.agent.clock import StartGate, start_streams
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: None)  # the worker that starts the stream threads exists now
+        threading.stack_size(512 * 1024 * 1024)  # each new thread wants more address space than is left
+        with open("/proc/self/statm") as statm:
+            in_use = int(statm.read().split()[0]) * resource.getpagesize()
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (in_use + 128 * 1024 * 1024, hard))
+        try:
+            gate = StartGate(3, 10**8)
+            futures, _ = await start_streams(gate, "no-thread", [lambda deadline: 0] * 3, asyncio.Event())
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        print(json.dumps({"started": gate.started, "outcomes": [str(o) for o in outcomes]}))
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_a_stream_thread_the_system_cannot_create_is_an_error_not_a_hang() -> None:
+    """Out of address space for thread stacks (a real RLIMIT_AS, in a child process): the run does not wait
+    for threads that cannot exist, and each stream says why it never started."""
+    started = time.monotonic()
+    child = subprocess.run([sys.executable, "-c", NO_THREADS], capture_output=True, text=True, timeout=60,
+                           cwd=REPO)
+    took = time.monotonic() - started
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout)
+    assert report["started"] == [False, False, False]
+    assert all("stream thread could not start" in outcome for outcome in report["outcomes"]), report
+    assert took < clock.STREAM_START_TIMEOUT_S  # the gate did not wait out its timeout for them
 
 
 def test_an_abort_opens_the_gate_at_once() -> None:

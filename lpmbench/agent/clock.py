@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from lpmbench.agent.streams import spawn_thread
+from lpmbench.agent.streams import start_thread
 from lpmbench.protocol.contract import ARM_TIMEOUT_S
 
 # Threads that only check in and wait start in milliseconds even on a loaded host; past this the host is in
@@ -101,15 +101,21 @@ def _gated(gate: StartGate, stream_id: int, work: Work) -> Any:
     return work(gate.deadline_for(stream_id))
 
 
-def _spawn(loop: asyncio.AbstractEventLoop, gate: StartGate, name: str, stream_id: int,
-           work: Work) -> asyncio.Future:
-    try:
-        return spawn_thread(loop, name, _gated, gate, stream_id, work)
-    except RuntimeError as exc:  # "can't start new thread": out of threads or memory
-        gate.forfeit(stream_id)
-        failed = loop.create_future()
-        failed.set_exception(RuntimeError(f"stream thread could not start: {exc}"))
-        return failed
+def _start_threads(loop: asyncio.AbstractEventLoop, gate: StartGate, name: str, works: list[Work],
+                   futures: list[asyncio.Future]) -> None:
+    """Start every stream's thread (in a worker thread: each start waits for the new thread's first turn)."""
+    for stream_id, (work, future) in enumerate(zip(works, futures)):
+        try:
+            start_thread(loop, future, f"{name}-{stream_id}", _gated, gate, stream_id, work)
+        except RuntimeError as exc:  # "can't start new thread": out of threads or memory
+            gate.forfeit(stream_id)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+                loop.call_soon_threadsafe(_fail, future, RuntimeError(f"stream thread could not start: {exc}"))
+
+
+def _fail(future: asyncio.Future, error: BaseException) -> None:
+    if not future.done():  # a cancelled run no longer waits for it
+        future.set_exception(error)
 
 
 async def start_streams(gate: StartGate, name: str, works: list[Work],
@@ -128,7 +134,8 @@ async def start_streams(gate: StartGate, name: str, works: list[Work],
 
     gate.on_all_in = all_in
     try:
-        futures = [_spawn(loop, gate, f"{name}-{i}", i, work) for i, work in enumerate(works)]
+        futures = [loop.create_future() for _ in works]
+        await loop.run_in_executor(None, _start_threads, loop, gate, name, works, futures)
         waits = [asyncio.ensure_future(everyone_in.wait()), asyncio.ensure_future(aborted.wait())]
         try:
             await asyncio.wait(waits, timeout=STREAM_START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)

@@ -156,7 +156,10 @@ class Run:
                 self._record_error(f"stream {stream_id}: {describe(future.exception())}")
 
     async def _result(self, elapsed: float, streams: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        cpu = await asyncio.get_running_loop().run_in_executor(None, self._cpu.stop)
+        if self._gate is None:  # no stream ever ran: the meter has nothing to read (and no reason to block)
+            cpu = self._cpu.stop()
+        else:
+            cpu = await asyncio.get_running_loop().run_in_executor(None, self._cpu.stop)
         data = {"role": self.role, **self._facts, **cpu, "elapsed_s": round(elapsed, 6),
                 "streams": streams, "error": self.error or self._abort_reason, "aborted": bool(self._abort_reason),
                 "keepalive": self._keepalive_ok}

@@ -14,9 +14,14 @@ import time
 from typing import Any, Callable
 
 
-def spawn_thread(loop: asyncio.AbstractEventLoop, name: str, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
-    """Run ``fn`` in a dedicated thread (not the default executor: it has too few workers for 64 streams)."""
-    future = loop.create_future()
+def start_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future, name: str, fn: Callable[..., Any],
+                 *args: Any) -> None:
+    """Run ``fn`` in a thread of its own (the default executor has too few workers for 128 streams); ``future``
+    (of ``loop``) settles with (its result, the monotonic time it ended) or its exception.
+
+    Safe to call from any thread: starting many threads waits for each to be scheduled once, which a run
+    keeps off its event loop. RuntimeError when the thread cannot be created.
+    """
 
     def settle(result: Any, error: BaseException | None) -> None:
         if future.done():
@@ -35,7 +40,6 @@ def spawn_thread(loop: asyncio.AbstractEventLoop, name: str, fn: Callable[..., A
             loop.call_soon_threadsafe(settle, result, error)
 
     threading.Thread(target=runner, name=name, daemon=True).start()
-    return future
 
 
 def describe(exc: BaseException) -> str:

@@ -39,8 +39,8 @@ _LINUX = sys.platform.startswith("linux")
 
 def _option(name: str, linux_value: int) -> int | None:
     """A socket option number: the socket module's, else Linux's own value, but only on Linux (linux/in.h,
-    linux/in6.h: older Pythons do not export them). Elsewhere the same number is another option (on AIX,
-    IP option 10 is IP_MULTICAST_TTL), so a missing constant means the platform lacks the option."""
+    linux/in6.h: older Pythons do not export them). Elsewhere the same number may name another option (BSD
+    stacks use IP option 10 for IP_MULTICAST_TTL), so there a missing constant means a missing option."""
     value = getattr(socket, name, None)
     if value is None and _LINUX:
         value = linux_value
