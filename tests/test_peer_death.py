@@ -5,7 +5,7 @@ The orchestrator runs in this process. What must hold, measured and asserted her
 - ``run_pair`` returns a partial result with the bytes it got and an error naming the dead host: a killed
   agent's kernel closes its sockets, so death is seen at once (well within ``2 * interval +
   contract.SILENCE_SLACK_S``); a frozen agent is only seen by its silence, after that window, plus up to
-  ``runs.DRAIN_GRACE_S`` for the survivor to finish and report;
+  ``contract.DRAIN_GRACE_S`` for the survivor to finish and report;
 - the surviving agent serves the next run at once (a replacement is started for a killed one).
 
 """
@@ -22,7 +22,6 @@ from typing import Any, Callable
 import pytest
 from agent_helpers import AgentProcess
 
-from lpmbench.agent import runs
 from lpmbench.net import eventloop, keys
 from lpmbench.orchestrator import pair
 from lpmbench.orchestrator.pair import PairConfig, run_pair
@@ -30,6 +29,15 @@ from lpmbench.protocol import contract
 
 INTERVAL = 0.25
 SILENCE_SLACK = 1.0  # contract.SILENCE_SLACK_S shortened for these tests (default 5 s)
+# How long a process may wait for a CPU on a loaded 2-core host (other test processes; three processes here):
+# the scheduler gives every runnable thread a turn within tens of milliseconds, allowed here several times over.
+LOADED_HOST_DELAY_S = 0.5
+# The survivor's last steps after its drain: its final interface audit (sysfs, /proc) and its result report,
+# then the orchestrator's wake-up: a scheduling delay each.
+REPORT_S = 2 * LOADED_HOST_DELAY_S
+# A thawed agent ends its cut-short run by its own deadlines: its stream deadlines have passed, so the longest
+# wait left is a sender's drain (DRAIN_GRACE_S) for a FIN that is already there or never comes; then it reports.
+THAWED_FREE_WITHIN_S = contract.DRAIN_GRACE_S + REPORT_S + 4 * LOADED_HOST_DELAY_S
 
 
 @pytest.fixture
@@ -114,12 +122,12 @@ def test_frozen_agent_is_declared_silent_and_both_recover(
     result, took = run_with_fault(pair_config(sender, receiver, key_file), lambda: frozen.signal(signal.SIGSTOP))
     print(f"\nSIGSTOP {victim}: run_pair returned {took:.2f} s after the freeze")
     # Silence is declared after 2*interval + slack; then the other agent drains (DRAIN_GRACE_S) and reports.
-    assert took < short_silence + runs.DRAIN_GRACE_S + 1.0, f"took {took:.1f} s"
+    assert took < short_silence + contract.DRAIN_GRACE_S + REPORT_S, f"took {took:.1f} s"
     assert result["partial"] is True and result["bytes"] > 0
     assert f"{victim} {frozen.endpoint.label} went silent" in result["error"], result["error"]
 
     frozen.signal(signal.SIGCONT)
-    again = _retry_while_busy(lambda: quick_run(sender, receiver, key_file), within=8.0)
+    again = _retry_while_busy(lambda: quick_run(sender, receiver, key_file), within=THAWED_FREE_WITHIN_S)
     assert again["partial"] is False and again["bytes"] > 0, again["error"]
 
 

@@ -1,8 +1,9 @@
 """One run on one agent: the receiving side (armed by ``arm``) or the sending side (told to ``start``).
 
 Each stream's bulk loop runs in its own OS thread (the data plane releases the GIL), while the event loop
-samples the shared byte counters and TCP_INFO every interval and pushes interval reports. Every wait has a
-deadline, so a run always ends and the agent returns to idle by itself.
+samples the shared byte counters and TCP_INFO every interval and pushes interval reports. The run's clock
+starts once every stream runs (:mod:`lpmbench.agent.clock`). Every wait has a deadline, so a run always ends
+and the agent returns to idle by itself. What both sides share is in :mod:`lpmbench.agent.runbase`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import os
 import socket
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from lpmbench import dataplane
-from lpmbench.agent.streams import bind_in_range, describe, ipv6_works, peer_address, recv_exactly, spawn_thread
+from lpmbench.agent.runbase import Allowed, Report, Run, RunAborted, RunSpec
+from lpmbench.agent.streams import describe, peer_address, recv_exactly
 from lpmbench.net import pathprobe, sockopts
 from lpmbench.net.acl import allowed
-from lpmbench.platform import CpuMeter, InterfaceAudit, tcpinfo
+from lpmbench.net.ports import bind_in_range
+from lpmbench.platform import tcpinfo
 from lpmbench.protocol import connection as protocol
 from lpmbench.protocol.contract import ARM_TIMEOUT_S, DATA_CONNECT_TIMEOUT_S, DRAIN_GRACE_S
+
+__all__ = ["ReceiverRun", "RunAborted", "RunSpec", "SenderRun"]
 
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
 RECV_BUFFER_BYTES = 1 << 20
@@ -32,136 +36,11 @@ RECV_BUFFER_BYTES = 1 << 20
 # black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
 # diagnosis instead of running into the kernel's retransmission timeout.
 STALL_MIN_S = 3.0
-INTERVAL_TCP_FIELDS = ("rtt_us", "total_retrans", "segs_out", "snd_cwnd", "bytes_acked", "snd_mss", "pmtu")
 MAX_PENDING_ADMISSIONS = 64  # data connections waiting to show a token at once; more are closed at once
 PROBE_MTU_CEILING = 9216  # largest jumbo frame commonly configured; loopback's 64 KiB MTU is not a path
 
-Report = Callable[[str, dict[str, Any]], Awaitable[None]]
-Allowed = Optional[tuple[Any, ...]]  # networks (ipaddress) a data peer must lie in; None: any
 
-
-@dataclass
-class RunSpec:
-    run_id: str
-    token: str
-    streams: int
-    duration: float
-    interval: float
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class RunAborted(Exception):
-    pass
-
-
-class _Run:
-    """What senders and receivers share: stream threads, counters, interval reporting, abort."""
-
-    role = "?"
-
-    def __init__(self, spec: RunSpec, report: Report, agent_facts: dict[str, Any]) -> None:
-        self.spec = spec
-        self._report = report
-        self._facts = agent_facts
-        self._counters = [dataplane.new_counters() for _ in range(spec.streams)]
-        self._sockets: list[socket.socket | None] = [None] * spec.streams
-        self._abort_reason: str | None = None
-        self._aborted = asyncio.Event()
-        self._cpu = CpuMeter()
-        self._audit = InterfaceAudit()
-        self.error: str | None = None
-
-    @property
-    def peer(self) -> str | None:
-        """The other MSP's address, once known."""
-        return None
-
-    def live_bytes(self) -> int:
-        """Bytes moved so far by all streams; safe to call while the loops run."""
-        return sum(int(c[dataplane.SLOT_BYTES]) for c in self._counters)
-
-    def abort(self, reason: str) -> None:
-        """Stop every stream loop at once; the run then reports what it had."""
-        if self._abort_reason is None:
-            self._abort_reason = reason
-        for counters in self._counters:
-            counters[dataplane.SLOT_STOP] = 1
-        self._aborted.set()
-
-    def _record_error(self, message: str) -> None:
-        if self.error is None:
-            self.error = message
-
-    async def _sample_until_done(self, futures: list[asyncio.Future], t0: float) -> float:
-        """Push an interval report every interval until every stream thread has ended; returns end time."""
-        index = 0
-        pending = set(futures)
-        last_tick = t0
-        while pending:
-            next_tick = t0 + (index + 1) * self.spec.interval
-            done, pending = await asyncio.wait(pending, timeout=max(0.0, next_tick - time.monotonic()))
-            if time.monotonic() >= next_tick:
-                await self._send_interval(index, next_tick - t0)
-                index += 1
-                last_tick = next_tick
-                self._after_interval()
-        end = max((f.result()[1] for f in futures if not f.cancelled() and f.exception() is None),
-                  default=time.monotonic())
-        if end - last_tick > 0.1 * self.spec.interval:
-            await self._send_interval(index, end - t0)
-        return end
-
-    async def _send_interval(self, index: int, t: float) -> None:
-        await self._report("interval", {"run_id": self.spec.run_id, "index": index, "t": round(t, 6),
-                                        "streams": self._stream_samples()})
-
-    def _stream_samples(self) -> list[dict[str, Any]]:
-        samples = []
-        for stream_id, counters in enumerate(self._counters):
-            sample: dict[str, Any] = {"id": stream_id, "bytes": int(counters[dataplane.SLOT_BYTES])}
-            tcp = self._tcp_info(stream_id)
-            if tcp is not None:  # the interval needs a few fields; the final result carries them all
-                sample["tcp"] = {k: tcp[k] for k in INTERVAL_TCP_FIELDS if k in tcp}
-            samples.append(sample)
-        return samples
-
-    def _tcp_info(self, stream_id: int) -> dict[str, Any] | None:
-        return None
-
-    def _after_interval(self) -> None:
-        """Hook run after each interval report."""
-
-    async def _audit_finish(self) -> dict[str, Any]:
-        return await asyncio.get_running_loop().run_in_executor(None, self._audit.finish)
-
-    def close(self) -> None:
-        """Stop every stream loop and close the sockets: safe to call at any point, and more than once.
-
-        The loops work on duplicates of the sockets, so closing ours alone would not stop them.
-        """
-        for counters in self._counters:
-            counters[dataplane.SLOT_STOP] = 1
-        self._close_sockets()
-
-    def _close_sockets(self) -> None:
-        for i, sock in enumerate(self._sockets):
-            if sock is not None:
-                sock.close()
-                self._sockets[i] = None
-
-    def _collect_stream_errors(self, futures: list[asyncio.Future]) -> None:
-        for stream_id, future in enumerate(futures):
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                self._record_error(f"stream {stream_id}: {describe(future.exception())}")
-
-    def _result(self, elapsed: float, streams: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        data = {"role": self.role, **self._facts, **self._cpu.stop(), "elapsed_s": round(elapsed, 6),
-                "streams": streams, "error": self.error or self._abort_reason, "aborted": bool(self._abort_reason)}
-        data.update(extra)
-        return data
-
-
-class ReceiverRun(_Run):
+class ReceiverRun(Run):
     """Listens on a data port, accepts exactly the streams carrying the run token, and counts bytes."""
 
     role = "receiver"
@@ -184,8 +63,11 @@ class ReceiverRun(_Run):
         return self._peer
 
     def listen(self) -> int:
-        """Bind the data port (from the configured range) and return it."""
-        self._listener = bind_in_range(self._bind_host, self._port_range)
+        """Bind the data port (from the configured range) and return it; OSError when none is free."""
+        try:
+            self._listener = bind_in_range(self._bind_host, self._port_range)
+        except ValueError as exc:  # a range that is not one: the orchestrator is told, like a busy range
+            raise OSError(errno.EINVAL, f"the agent's --data-ports: {exc}") from exc
         self._listener.listen(self.spec.streams + 4)
         self._listener.setblocking(False)
         self._port = int(self._listener.getsockname()[1])
@@ -194,9 +76,8 @@ class ReceiverRun(_Run):
     async def start_probe_responder(self) -> int:
         """Echo the sender's path MTU probes (UDP, token-checked) on a port from the range; returns it."""
         loop = asyncio.get_running_loop()
-        host = self._bind_host or ("::" if ipv6_works() else "0.0.0.0")
-        ports = 0 if self._port_range == (0, 0) else self._port_range
-        self._responder, port = await pathprobe.start_responder(loop, host, ports, self.spec.token)
+        self._responder, port = await pathprobe.start_responder(loop, self._bind_host, self._port_range,
+                                                                self.spec.token)
         return int(port)
 
     def _close_responder(self) -> None:
@@ -217,20 +98,19 @@ class ReceiverRun(_Run):
             self._close_sockets()
             self._close_listener()
             self._close_responder()
-            return self._result(0.0, self._stream_results(), **self._port_facts(), **await self._audit_done())
+            return await self._result(0.0, self._stream_results(), **self._port_facts(),
+                                      **await self._audit_done())
         self._close_listener()
         self._close_responder()
-        self._cpu.start()
-        t0 = time.monotonic()
-        deadline_ns = time.monotonic_ns() + int((self.spec.duration + DRAIN_GRACE_S +
-                                                 2 * self.spec.interval) * 1e9)
-        futures = [self._start_stream(loop, i, deadline_ns) for i in range(self.spec.streams)]
+        # The receiver's deadline only bounds a sender that never closes: its streams end at the sender's EOF.
+        works = [functools.partial(self._receive, i, sock) for i, sock in enumerate(self._live_sockets())]
+        futures, t0 = await self._start_streams("lpmbench-rx", works,
+                                                self.spec.duration + DRAIN_GRACE_S + 2 * self.spec.interval)
         end = await self._sample_until_done(futures, t0)
         self._collect_stream_errors(futures)
         self._close_sockets()
-        elapsed = end - t0
-        return self._result(elapsed, self._stream_results(), rx_discard=self.discard, **self._port_facts(),
-                            **await self._audit_done())
+        return await self._result(end - t0, self._stream_results(), rx_discard=self.discard, **self._port_facts(),
+                                  **await self._audit_done())
 
     async def _audit_done(self) -> dict[str, Any]:
         if self._audit_task is None:
@@ -241,14 +121,14 @@ class ReceiverRun(_Run):
     def _port_facts(self) -> dict[str, Any]:
         return {"data_port": self._port, "data_port_range": list(self._port_range)}
 
-    def _start_stream(self, loop: asyncio.AbstractEventLoop, stream_id: int, deadline_ns: int) -> asyncio.Future:
-        sock = self._sockets[stream_id]
-        assert sock is not None
-        return spawn_thread(loop, f"lpmbench-rx-{stream_id}", dataplane.recv_stream, sock.fileno(),
-                      bytearray(RECV_BUFFER_BYTES), deadline_ns, self._counters[stream_id], self.discard)
+    def _receive(self, stream_id: int, sock: socket.socket, deadline_ns: int) -> int:
+        """One stream's receive loop (in its own thread)."""
+        return dataplane.recv_stream(sock.fileno(), bytearray(RECV_BUFFER_BYTES), deadline_ns,
+                                     self._counters[stream_id], self.discard)
 
     def _stream_results(self) -> list[dict[str, Any]]:
-        return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES])} for i, c in enumerate(self._counters)]
+        return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES]), "started": self._started(i)}
+                for i, c in enumerate(self._counters)]
 
     async def _accept_all(self, loop: asyncio.AbstractEventLoop) -> None:
         """Accept until every stream slot holds a connection that showed our token.
@@ -306,7 +186,7 @@ class ReceiverRun(_Run):
             except BaseException:
                 self._sockets[stream_id], kept = None, False
                 raise
-            sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
+            self._keepalive_ok &= sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
             if self._peer is None:
                 self._peer = address
                 # The interface toward the sender is known now; audit it while the streams run.
@@ -328,7 +208,7 @@ class ReceiverRun(_Run):
         self._close_responder()
 
 
-class SenderRun(_Run):
+class SenderRun(Run):
     """Connects the streams to an armed receiver and sends random payload until the deadline."""
 
     role = "sender"
@@ -366,25 +246,25 @@ class SenderRun(_Run):
             connect_error = f"cannot open data streams to {self._host}:{self._port}: {describe(exc)}"
             self._record_error(self._abort_reason or connect_error)
             self._close_sockets()
-            return self._result(0.0, self._stream_results(), address=None,
-                                connect_error=None if self._abort_reason else connect_error,
-                                **await self._audit_finish(), **self._probe_facts())
-        payload = os.urandom(PAYLOAD_BYTES)
-        self._cpu.start()
-        t0 = time.monotonic()
-        deadline_ns = time.monotonic_ns() + int(self.spec.duration * 1e9)
-        futures = [spawn_thread(loop, f"lpmbench-tx-{i}", dataplane.send_stream, sock.fileno(), payload, deadline_ns,
-                                self._stream_bytes(i), self._counters[i], self.method)
-                   for i, sock in enumerate(self._live_sockets())]
-        self._futures = futures
-        end = await self._sample_until_done(futures, t0)
-        self._collect_stream_errors(futures)
-        methods = {f.result()[0][1] for f in futures if f.exception() is None}
+            return await self._result(0.0, self._stream_results(), address=None,
+                                      connect_error=None if self._abort_reason else connect_error,
+                                      **await self._audit_finish(), **self._probe_facts())
+        payload = await loop.run_in_executor(None, os.urandom, PAYLOAD_BYTES)
+        works = [functools.partial(self._send, i, sock, payload) for i, sock in enumerate(self._live_sockets())]
+        self._futures, t0 = await self._start_streams("lpmbench-tx", works, self.spec.duration)
+        end = await self._sample_until_done(self._futures, t0)
+        self._collect_stream_errors(self._futures)
+        methods = {f.result()[0][1] for f in self._futures if f.exception() is None}
         self.used_method = methods.pop() if len(methods) == 1 else (",".join(sorted(methods)) or None)
         await self._finish_streams(loop)
-        return self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method,
-                            stalled=self.stalled, rate_capped=self.rate_capped, **await self._audit_finish(),
-                            **self._probe_facts())
+        return await self._result(end - t0, self._stream_results(), address=address, send_method=self.used_method,
+                                  stalled=self.stalled, rate_capped=self.rate_capped,
+                                  **await self._audit_finish(), **self._probe_facts())
+
+    def _send(self, stream_id: int, sock: socket.socket, payload: bytes, deadline_ns: int) -> tuple[int, str]:
+        """One stream's send loop (in its own thread): (bytes sent, method used)."""
+        return dataplane.send_stream(sock.fileno(), payload, deadline_ns, self._stream_bytes(stream_id),
+                                     self._counters[stream_id], self.method)
 
     def _stream_bytes(self, stream_id: int) -> int:
         """This stream's share of a byte-count run (0: until the deadline); shares add up exactly."""
@@ -408,11 +288,20 @@ class SenderRun(_Run):
         await loop.run_in_executor(None, self._audit.start, address)
         probe_port = self.spec.options.get("probe_port")
         if probe_port:
-            interface_mtu = (self._audit.facts or {}).get("mtu") or PROBE_MTU_CEILING
-            ceiling = max(1280 if ":" in address else 576, min(interface_mtu, PROBE_MTU_CEILING))
-            self._probe = await loop.run_in_executor(None, pathprobe.probe_path_mtu, address, int(probe_port),
-                                                     self.spec.token, ceiling)
+            self._probe = await self._probe_path(loop, address, int(probe_port))
         return address
+
+    async def _probe_path(self, loop: asyncio.AbstractEventLoop, address: str, port: int) -> pathprobe.ProbeResult:
+        """The path MTU toward the receiver. Never fails the run: what goes wrong is the probe's finding, and
+        the jumbo check reports it as the reason the path MTU is unknown."""
+        interface_mtu = (self._audit.facts or {}).get("mtu") or PROBE_MTU_CEILING
+        ceiling = max(1280 if ":" in address else 576, min(interface_mtu, PROBE_MTU_CEILING))
+        try:
+            return await loop.run_in_executor(None, pathprobe.probe_path_mtu, address, port, self.spec.token,
+                                              ceiling)
+        except (OSError, ValueError) as exc:  # the prober turns network errors into findings; this is the rest
+            return pathprobe.ProbeResult(mtu=None, probes=0, elapsed_s=0.0, max_tried=0, complete=False,
+                                         error=f"path MTU probe not run: {describe(exc)}")
 
     def _after_interval(self) -> None:
         """End the run when any stream got nothing acknowledged for several intervals (see STALL_MIN_S).
@@ -441,9 +330,6 @@ class SenderRun(_Run):
                        f"full-size frames (jumbo/MTU black hole), a link or LAG member is down, a middlebox "
                        f"blocks the stream, or the receiving agent stopped reading")
 
-    def _live_sockets(self) -> list[socket.socket]:
-        return [s for s in self._sockets if s is not None]
-
     async def _connect_all(self, loop: asyncio.AbstractEventLoop) -> None:
         family, proto, sockaddr = self._family, self._proto, self._sockaddr
         rate = self.spec.options.get("rate_bps")
@@ -453,7 +339,7 @@ class SenderRun(_Run):
             sock = socket.socket(family, socket.SOCK_STREAM, proto)
             self._sockets[stream_id] = sock
             sock.setblocking(False)
-            sockopts.keepalive(sock, sockopts.DATA_USER_TIMEOUT_S)
+            self._keepalive_ok &= sockopts.keepalive(sock, sockopts.DATA_USER_TIMEOUT_S)
             if self.spec.options.get("mss"):
                 # The option is an IPv4 MSS (MTU - 40); IPv6 headers take 20 bytes more of the same frame.
                 mss = int(self.spec.options["mss"]) - (20 if family == socket.AF_INET6 else 0)
@@ -485,5 +371,5 @@ class SenderRun(_Run):
         self._close_sockets()
 
     def _stream_results(self) -> list[dict[str, Any]]:
-        return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES]), "tcp": self._final_tcp[i]}
-                for i, c in enumerate(self._counters)]
+        return [{"id": i, "bytes": int(c[dataplane.SLOT_BYTES]), "tcp": self._final_tcp[i],
+                 "started": self._started(i)} for i, c in enumerate(self._counters)]

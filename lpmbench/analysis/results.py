@@ -159,7 +159,7 @@ def _stream_entry(sid: int, rx: dict[str, Any], tx: dict[str, Any], elapsed: flo
     delivery = _num(tcp.get("delivery_rate"))
     return {
         "id": sid, "bytes": received, "goodput_bps": received * 8 / elapsed if elapsed > 0 else 0.0,
-        "sent_bytes": int(_num(tx.get("bytes")) or 0),
+        "sent_bytes": int(_num(tx.get("bytes")) or 0), "started": _started(rx, tx),
         "retransmits": tcp.get("total_retrans"), "segments_out": tcp.get("segs_out"),
         "rtt_ms": ms("rtt_us"), "rttvar_ms": ms("rttvar_us"), "min_rtt_ms": ms("min_rtt_us"),
         "mss": tcp.get("snd_mss"), "pmtu": tcp.get("pmtu"), "cwnd": tcp.get("snd_cwnd"),
@@ -167,6 +167,14 @@ def _stream_entry(sid: int, rx: dict[str, Any], tx: dict[str, Any], elapsed: flo
         "busy_us": tcp.get("busy_time_us"), "rwnd_limited_us": tcp.get("rwnd_limited_us"),
         "sndbuf_limited_us": tcp.get("sndbuf_limited_us"),
     }
+
+
+def _started(rx: dict[str, Any], tx: dict[str, Any]) -> bool | None:
+    """Whether the stream ran under the run's clock on both sides: False when either side says it never
+    started (connect failed, thread never ran); None when the sender did not say (an older agent, a lost one)."""
+    if rx.get("started") is False or tx.get("started") is False:
+        return False
+    return True if tx.get("started") is True else None
 
 
 def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalMerger,

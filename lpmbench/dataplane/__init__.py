@@ -2,8 +2,8 @@
 
 The C extension (``lpmbench.dataplane._lpmbench``, built from ``ext/``) is used when it imports, unless
 ``LPMBENCH_NO_EXTENSIONS=1`` is set or the interpreter is not CPython. Both twins expose the same API:
-``new_counters``, ``send_stream``, ``recv_stream``, ``SLOT_BYTES``, ``SLOT_STOP``, ``SEND_METHODS``
-and ``IMPLEMENTATION`` ("c" or "python").
+``new_counters``, ``send_stream``, ``recv_stream``, ``SLOT_BYTES``, ``SLOT_STOP``, ``SEND_METHODS``,
+``POLL_SLICE_MS`` and ``IMPLEMENTATION`` ("c" or "python").
 
 ``send_stream(..., method="auto")`` follows one policy in both twins (AUTO_POLICY in ext/loops.c, with
 the measurements behind it): plain ``send`` to a peer on a loopback address, where the receiver copies
@@ -53,6 +53,9 @@ IMPLEMENTATION: str = _impl.IMPLEMENTATION
 SLOT_BYTES: int = _impl.SLOT_BYTES
 SLOT_STOP: int = _impl.SLOT_STOP
 SEND_METHODS: tuple[str, ...] = tuple(_impl.SEND_METHODS)
+#: The loops look at the stop flag and the deadline at least this often: a stop request or a passed
+#: deadline ends a loop within one slice (plus the time to get a CPU back).
+POLL_SLICE_MS: int = _impl.POLL_SLICE_MS
 new_counters = _impl.new_counters
 send_stream = _impl.send_stream
 recv_stream = _impl.recv_stream

@@ -22,22 +22,37 @@ import ipaddress
 import select
 import socket
 import struct
+import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
+
+from lpmbench.net.ports import Ports, bind_in_range
 
 __all__ = ["IPV4_OVERHEAD", "IPV6_OVERHEAD", "ProbeResult", "probe_path_mtu", "start_responder"]
 
 IPV4_OVERHEAD = 28  # IPv4 header 20 + UDP header 8
 IPV6_OVERHEAD = 48  # IPv6 header 40 + UDP header 8
 
-# linux/in.h and linux/in6.h; the socket module does not export all of them.
-IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
-IP_PMTUDISC_PROBE = getattr(socket, "IP_PMTUDISC_PROBE", 3)  # set DF, ignore the cached path MTU
-IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
-IPV6_PMTUDISC_PROBE = getattr(socket, "IPV6_PMTUDISC_PROBE", 3)
-IPV6_DONTFRAG = getattr(socket, "IPV6_DONTFRAG", 62)  # else IPv6 fragments locally to the dev MTU
+_LINUX = sys.platform.startswith("linux")
+
+
+def _option(name: str, linux_value: int) -> int | None:
+    """A socket option number: the socket module's, else Linux's own value, but only on Linux (linux/in.h,
+    linux/in6.h: older Pythons do not export them). Elsewhere the same number may name another option (BSD
+    stacks use IP option 10 for IP_MULTICAST_TTL), so there a missing constant means a missing option."""
+    value = getattr(socket, name, None)
+    if value is None and _LINUX:
+        value = linux_value
+    return value
+
+
+IP_MTU_DISCOVER = _option("IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_PROBE = _option("IP_PMTUDISC_PROBE", 3)  # set DF, ignore the cached path MTU
+IP_DONTFRAG = getattr(socket, "IP_DONTFRAG", None)  # BSD-style DF, for platforms without IP_MTU_DISCOVER
+IPV6_MTU_DISCOVER = _option("IPV6_MTU_DISCOVER", 23)
+IPV6_PMTUDISC_PROBE = _option("IPV6_PMTUDISC_PROBE", 3)
+IPV6_DONTFRAG = _option("IPV6_DONTFRAG", 62)  # else IPv6 fragments locally to the dev MTU
 
 _REQUEST, _REPLY = b"P", b"R"
 _SEQ = struct.Struct("!I")
@@ -82,35 +97,21 @@ class _EchoSizeProtocol(asyncio.DatagramProtocol):
         """An ICMP error for one reply must not stop the responder."""
 
 
-def _candidate_ports(ports: int | tuple[int, int]) -> Iterable[int]:
-    if isinstance(ports, int):
-        if not 0 <= ports <= 65535:
-            raise ValueError(f"port must be 0..65535, got {ports}")
-        return (ports,)
-    low, high = ports
-    if not 1 <= low <= high <= 65535:
-        raise ValueError(f"port range must satisfy 1 <= low <= high <= 65535, got {ports}")
-    return range(low, high + 1)
-
-
-async def start_responder(loop: asyncio.AbstractEventLoop, bind_host: str, ports: int | tuple[int, int],
+async def start_responder(loop: asyncio.AbstractEventLoop, bind_host: str | None, ports: Ports,
                           token: str | bytes) -> tuple[asyncio.DatagramTransport, int]:
-    """Listen for probes on bind_host at a port (0: any, N, or the first free in (low, high)).
+    """Listen for probes on bind_host (None: every address) at a port: 0 any, N, or a free one in (low, high).
 
     Returns (transport, port). Close the transport to stop. Only datagrams that start with the
     run token get an answer, and answers are short, so the responder cannot be used to amplify.
     """
     raw_token = _token_bytes(token)
-    last_error: OSError | None = None
-    for port in _candidate_ports(ports):
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _EchoSizeProtocol(raw_token), local_addr=(bind_host, port))
-        except OSError as exc:
-            last_error = exc
-            continue
-        return transport, transport.get_extra_info("sockname")[1]
-    raise OSError(f"no free UDP port for the path MTU responder in {ports}: {last_error}")
+    sock = bind_in_range(bind_host, ports, socket.SOCK_DGRAM)
+    try:
+        transport, _ = await loop.create_datagram_endpoint(lambda: _EchoSizeProtocol(raw_token), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return transport, transport.get_extra_info("sockname")[1]
 
 
 # -- prober ------------------------------------------------------------------------------------
@@ -190,28 +191,48 @@ def _splits(low: int, high: int, count: int) -> list[int]:
     return sorted({round(low + i * step) for i in range(count)})
 
 
-def _probe_socket(address: str, port: int) -> tuple[socket.socket, int]:
+def _target(address: str, port: int) -> tuple[int, int]:
+    """(family, IP + UDP overhead) of a probe target; ValueError for what is not an address and port."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         raise ValueError(f"not an IP address: {address!r}") from None
     if not 1 <= port <= 65535:
         raise ValueError(f"port must be 1..65535, got {port}")
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    if ip.version == 6:
+        return socket.AF_INET6, IPV6_OVERHEAD
+    return socket.AF_INET, IPV4_OVERHEAD
+
+
+def _dont_fragment_options(family: int) -> list[tuple[int, int, int]]:
+    """(level, option, value) that make this platform send with DF set and never fragment locally."""
+    if family == socket.AF_INET6:
+        options = [(socket.IPPROTO_IPV6, name, value) for name, value in
+                   ((IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE), (IPV6_DONTFRAG, 1))
+                   if name is not None and value is not None]
+    elif IP_MTU_DISCOVER is not None and IP_PMTUDISC_PROBE is not None:
+        options = [(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)]
+    else:
+        options = [(socket.IPPROTO_IP, IP_DONTFRAG, 1)] if IP_DONTFRAG is not None else []
+    if not options:
+        # Without DF the probes would be fragmented and reassembled, and every size would "pass".
+        raise OSError(errno.ENOPROTOOPT, "this platform's socket module has no don't-fragment option for "
+                                         f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'} UDP")
+    return options
+
+
+def _probe_socket(address: str, port: int, family: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        if family == socket.AF_INET:
-            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
-        else:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE)
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, 1)
+        for level, name, value in _dont_fragment_options(family):
+            sock.setsockopt(level, name, value)
         target = socket.getaddrinfo(address, port, family, socket.SOCK_DGRAM)[0][4]
         sock.connect(target)  # replies from anyone else are never seen
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    return sock, IPV6_OVERHEAD if family == socket.AF_INET6 else IPV4_OVERHEAD
+    return sock
 
 
 class _Prober:
@@ -280,23 +301,35 @@ def probe_path_mtu(address: str, port: int, token: str | bytes, max_mtu: int,
     """Find the largest IP packet (<= max_mtu) that reaches the responder at (address, port).
 
     Blocking; run it in a thread from asyncio. Worst case is about max_time_s (the result is
-    then marked incomplete); a healthy path at max_mtu answers in one round trip.
+    then marked incomplete); a healthy path at max_mtu answers in one round trip. Bad arguments
+    raise ValueError; anything the network or the platform refuses (no route, no DF option, a
+    firewall's EPERM) is a finding: the result carries it in ``error`` and the run goes on.
     """
     raw_token = _token_bytes(token)
+    family, overhead = _target(address, port)
+    floor = _validate(max_mtu, overhead, raw_token, timeout_per_probe, retries)
     started = time.monotonic()
-    sock, overhead = _probe_socket(address, port)
+    search = _Search(floor=floor, ceiling=max_mtu, failures_to_confirm=retries + 1)
+    prober: _Prober | None = None
     try:
-        floor = _validate(max_mtu, overhead, raw_token, timeout_per_probe, retries)
-        search = _Search(floor=floor, ceiling=max_mtu, failures_to_confirm=retries + 1)
-        prober = _Prober(sock, raw_token, overhead)
-        error = _run_search(search, prober, timeout_per_probe, started + max_time_s)
-    finally:
-        sock.close()
+        sock = _probe_socket(address, port, family)
+        try:
+            prober = _Prober(sock, raw_token, overhead)
+            error = _run_search(search, prober, timeout_per_probe, started + max_time_s)
+        finally:
+            sock.close()
+    except OSError as exc:
+        error = f"path MTU probe failed: {_describe(exc)}"
     return ProbeResult(
-        mtu=search.good, probes=prober.sent, elapsed_s=time.monotonic() - started,
+        mtu=search.good, probes=prober.sent if prober else 0, elapsed_s=time.monotonic() - started,
         max_tried=max([*search.fail_counts, *search.passed], default=0),
-        complete=search.done(), local_limit=prober.local_limit, error=error,
-        passed=sorted(search.passed))
+        complete=search.done(), local_limit=prober.local_limit if prober else None,
+        error=error, passed=sorted(search.passed))
+
+
+def _describe(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno is not None else type(exc).__name__
+    return f"{name}: {exc.strerror or exc}"
 
 
 def _run_search(search: _Search, prober: _Prober, timeout: float, deadline: float) -> str | None:

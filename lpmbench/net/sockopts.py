@@ -7,7 +7,8 @@ after the kernel's retransmission timeout of about 15 minutes (tcp_retries2). Op
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import logging
 import socket
 import struct
 import sys
@@ -21,23 +22,48 @@ PACING_AVAILABLE = sys.platform.startswith("linux")
 SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)
 MAX_PACING_BYTES_PER_S = 2**32 - 2  # the kernel reads a u32; ~0U means "unlimited"
 
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # options whose refusal was logged already
 
-def _set(sock: socket.socket, level: int, name: int | None, value: int) -> bool:
+
+def _set(sock: socket.socket, level: int, name: int | None, value: int, label: str) -> bool:
+    """Set one option; False (logged once per option, with the errno) when the kernel refuses it."""
     if name is None:
         return False
-    with contextlib.suppress(OSError):
+    try:
         sock.setsockopt(level, name, value)
-        return True
-    return False
+    except OSError as exc:
+        _warn_once(label, exc)
+        return False
+    return True
 
 
-def keepalive(sock: socket.socket, user_timeout_s: float) -> None:
-    """Probe an idle connection and fail it when data stays unacknowledged for ``user_timeout_s``."""
-    _set(sock, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), KEEPALIVE_IDLE_S)
-    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL_S)
-    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_COUNT)
-    _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), int(user_timeout_s * 1000))
+def _warn_once(label: str, exc: OSError) -> None:
+    # Every data socket of every run would repeat the same refusal: once per option is enough to act on.
+    if label in _warned:
+        return
+    _warned.add(label)
+    code = errno.errorcode.get(exc.errno, exc.errno) if exc.errno is not None else "?"
+    log.warning("socket option %s refused by this system (%s: %s); sockets go on without it",
+                label, code, exc.strerror or exc)
+
+
+def keepalive(sock: socket.socket, user_timeout_s: float) -> bool:
+    """Probe an idle connection and fail it when data stays unacknowledged for ``user_timeout_s``.
+
+    True when every option this platform has took; options the platform lacks (AIX: TCP_USER_TIMEOUT)
+    are not failures, the run's own deadlines cover for them.
+    """
+    wanted = [(socket.SOL_SOCKET, "SO_KEEPALIVE", 1), (socket.IPPROTO_TCP, "TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+              (socket.IPPROTO_TCP, "TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+              (socket.IPPROTO_TCP, "TCP_KEEPCNT", KEEPALIVE_COUNT),
+              (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", int(user_timeout_s * 1000))]
+    took = True
+    for level, label, value in wanted:
+        name = getattr(socket, label, None)
+        if name is not None and not _set(sock, level, name, value, label):
+            took = False
+    return took
 
 
 def pace(sock: socket.socket, bytes_per_second: int) -> bool:
@@ -51,12 +77,14 @@ def pace(sock: socket.socket, bytes_per_second: int) -> bool:
     if bytes_per_second > MAX_PACING_BYTES_PER_S:
         return True
     value = struct.pack("=I", max(1, int(bytes_per_second)))
-    with contextlib.suppress(OSError):
+    try:
         sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, value)
-        return True
-    return False
+    except OSError as exc:
+        _warn_once("SO_MAX_PACING_RATE", exc)
+        return False
+    return True
 
 
 def maxseg(sock: socket.socket, mss: int) -> bool:
     """Clamp the MSS before connecting (TCP_MAXSEG), e.g. to standard-frame size for a jumbo comparison."""
-    return _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_MAXSEG", None), mss)
+    return _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_MAXSEG", None), mss, "TCP_MAXSEG")

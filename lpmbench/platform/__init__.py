@@ -6,7 +6,7 @@ the same functions: route_interface, interface_facts, counters_snapshot, tcp_sys
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import socket
 import sys
 from typing import Any
@@ -25,6 +25,8 @@ interface_facts = platform_impl.interface_facts
 counters_snapshot = platform_impl.counters_snapshot
 tcp_system_counters = platform_impl.tcp_system_counters
 os_description = platform_impl.os_name
+
+log = logging.getLogger(__name__)
 
 __all__ = ["tcpinfo", "hostname", "os_description", "CpuMeter", "InterfaceAudit", "route_interface",
            "interface_facts", "counters_snapshot", "tcp_system_counters"]
@@ -77,13 +79,15 @@ def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, int | Non
 class InterfaceAudit:
     """The interface that carries the route to the peer: its facts at the start, counter deltas at the end.
 
-    Blocking (runs ethtool / lsattr): call start() and finish() from a thread. Never raises: what cannot be
-    learned is reported as an error string and None values.
+    Blocking (runs ethtool / lsattr / entstat / netstat): call start() and finish() from a thread. Never
+    raises: what cannot be learned is logged and reported as an error string next to None values, so a
+    report says why a figure is unknown (on AIX, netstat -s is the only source of retransmits).
     """
 
     def __init__(self) -> None:
         self.facts: dict[str, Any] | None = None
         self.error: str | None = None
+        self.tcp_error: str | None = None
         self._name: str | None = None
         self._tcp_start: dict[str, Any] = {}
 
@@ -96,10 +100,17 @@ class InterfaceAudit:
                 self.facts = interface_facts(self._name)
         except Exception as exc:  # noqa: BLE001 - a platform tool failing must not fail the run
             self.error = f"interface audit failed: {exc}"
+        if self.error:
+            log.warning("%s", self.error)
+        self._tcp_start = self._read_tcp_counters() or {}
+
+    def _read_tcp_counters(self) -> dict[str, Any] | None:
         try:
-            self._tcp_start = tcp_system_counters()
-        except Exception:  # noqa: BLE001 - e.g. netstat timing out on a busy VIOS
-            self._tcp_start = {}
+            return tcp_system_counters()
+        except Exception as exc:  # noqa: BLE001 - e.g. netstat timing out on a busy VIOS
+            self.tcp_error = self.tcp_error or f"system TCP counters unavailable: {exc}"
+            log.warning("%s", self.tcp_error)
+            return None
 
     def finish(self) -> dict[str, Any]:
         out: dict[str, Any] = {"interface": None, "system_tcp_delta": None}
@@ -110,8 +121,10 @@ class InterfaceAudit:
             except Exception as exc:  # noqa: BLE001 - see start()
                 out["interface"] = {**self.facts, "counters_delta": None}
                 self.error = self.error or f"counters: {exc}"
+                log.warning("interface counters of %s unreadable: %s", self._name, exc)
         if self._tcp_start:
-            with contextlib.suppress(Exception):
-                out["system_tcp_delta"] = _delta(tcp_system_counters(), self._tcp_start)
+            after = self._read_tcp_counters()
+            out["system_tcp_delta"] = _delta(after, self._tcp_start) if after is not None else None
         out["interface_error"] = self.error
+        out["system_tcp_error"] = self.tcp_error
         return out
