@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lpmbench"
 
 # Layer -> the layers it may import. Lower layers know nothing of the ones above them.
 ALLOWED: dict[str, set[str]] = {
-    "dataplane": set(),
+    "dataplane": {"platform"},  # capabilities decide which send methods the twin offers
     "platform": set(),
     "protocol": set(),
     "analysis": set(),

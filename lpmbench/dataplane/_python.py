@@ -23,15 +23,15 @@ import fcntl
 import ipaddress
 import mmap
 import os
-import platform
 import select
 import socket
 import struct
-import sys
 import time
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from lpmbench.platform import capabilities
 
 SLOT_BYTES = 0
 SLOT_STOP = 1
@@ -39,7 +39,6 @@ COUNTER_SLOTS = 2
 POLL_SLICE_MS = 100
 IMPLEMENTATION = "python"
 
-_LINUX = sys.platform.startswith("linux")
 # Linux ABI values that the socket module does not export. SO_ZEROCOPY is 60 except on SPARC and
 # PA-RISC, where the twin simply does not offer zerocopy.
 _SO_ZEROCOPY = 60
@@ -56,8 +55,8 @@ ZEROCOPY_MAX_INFLIGHT = 64
 #: "auto" judges after this many zerocopy completions whether the kernel copies anyway.
 ZEROCOPY_PROBE_SENDS = 16
 
-_HAVE_ZEROCOPY = _LINUX and not platform.machine().lower().startswith(("sparc", "parisc"))
-_HAVE_SENDFILE = hasattr(os, "memfd_create") and hasattr(os, "sendfile")
+_HAVE_ZEROCOPY = bool(capabilities.HAS_ZEROCOPY)
+_HAVE_SENDFILE = bool(capabilities.HAS_SENDFILE)
 SEND_METHODS = (("zerocopy",) if _HAVE_ZEROCOPY else ()) + (("sendfile",) if _HAVE_SENDFILE else ()) + ("send",)
 
 
@@ -346,8 +345,8 @@ def recv_stream(fd: int, buffer: bytearray, deadline_ns: int, counters: array, d
     With ``discard`` the kernel drops the data (``MSG_TRUNC``, Linux) instead of copying it, so the run
     measures the network rather than the copy.
     """
-    if discard and not _LINUX:
-        raise OSError(errno.EOPNOTSUPP, "MSG_TRUNC discard is not available on this platform")
+    if discard and not capabilities.HAS_MSG_TRUNC_DISCARD:
+        raise OSError(errno.EOPNOTSUPP, capabilities.HAS_MSG_TRUNC_DISCARD.reason)
     flags = socket.MSG_TRUNC if discard else 0
     view = _byte_view(buffer, True, "buffer")
     slots = _counter_view(counters)

@@ -22,37 +22,27 @@ import ipaddress
 import select
 import socket
 import struct
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import cast
 
 from lpmbench.net.ports import Ports, bind_in_range
+from lpmbench.platform import capabilities
 
 __all__ = ["IPV4_OVERHEAD", "IPV6_OVERHEAD", "ProbeResult", "probe_path_mtu", "start_responder"]
 
 IPV4_OVERHEAD = 28  # IPv4 header 20 + UDP header 8
 IPV6_OVERHEAD = 48  # IPv6 header 40 + UDP header 8
 
-_LINUX = sys.platform.startswith("linux")
-
-
-def _option(name: str, linux_value: int) -> int | None:
-    """A socket option number: the socket module's, else Linux's own value, but only on Linux (linux/in.h,
-    linux/in6.h: older Pythons do not export them). Elsewhere the same number may name another option (BSD
-    stacks use IP option 10 for IP_MULTICAST_TTL), so there a missing constant means a missing option."""
-    value = getattr(socket, name, None)
-    if value is None and _LINUX:
-        value = linux_value
-    return value
-
-
-IP_MTU_DISCOVER = _option("IP_MTU_DISCOVER", 10)
-IP_PMTUDISC_PROBE = _option("IP_PMTUDISC_PROBE", 3)  # set DF, ignore the cached path MTU
+# Option numbers come from lpmbench.platform.capabilities: the socket module's, Linux's own on Linux, else
+# None (on AIX IP-level 10 is IP_MULTICAST_TTL, not IP_MTU_DISCOVER: a call with it would succeed, DF would
+# never be set, and a jumbo black hole would pass).
+IP_MTU_DISCOVER = capabilities.option("IP_MTU_DISCOVER")
+IP_PMTUDISC_PROBE = capabilities.option("IP_PMTUDISC_PROBE")  # set DF, ignore the cached path MTU
 IP_DONTFRAG = getattr(socket, "IP_DONTFRAG", None)  # BSD-style DF, for platforms without IP_MTU_DISCOVER
-IPV6_MTU_DISCOVER = _option("IPV6_MTU_DISCOVER", 23)
-IPV6_PMTUDISC_PROBE = _option("IPV6_PMTUDISC_PROBE", 3)
-IPV6_DONTFRAG = _option("IPV6_DONTFRAG", 62)  # else IPv6 fragments locally to the dev MTU
+IPV6_MTU_DISCOVER = capabilities.option("IPV6_MTU_DISCOVER")
+IPV6_PMTUDISC_PROBE = capabilities.option("IPV6_PMTUDISC_PROBE")
+IPV6_DONTFRAG = capabilities.option("IPV6_DONTFRAG")  # else IPv6 fragments locally to the dev MTU
 
 _REQUEST, _REPLY = b"P", b"R"
 _SEQ = struct.Struct("!I")
@@ -122,6 +112,7 @@ class ProbeResult:
     complete: the search converged (False: stopped by the time budget; mtu is then a lower
     bound). local_limit: the smallest size the local interface refused (EMSGSIZE), if any.
     error: why no (or no complete) answer. passed: every size that got an answer.
+    unsupported: why this platform cannot probe at all (no don't-fragment option); nothing was sent.
     """
 
     mtu: int | None
@@ -132,6 +123,7 @@ class ProbeResult:
     local_limit: int | None = None
     error: str | None = None
     passed: list[int] = field(default_factory=list)
+    unsupported: str | None = None
 
 
 @dataclass
@@ -308,6 +300,10 @@ def probe_path_mtu(address: str, port: int, token: str | bytes, max_mtu: int,
     raw_token = _token_bytes(token)
     family, overhead = _target(address, port)
     floor = _validate(max_mtu, overhead, raw_token, timeout_per_probe, retries)
+    capable = capabilities.HAS_DF_PROBE_V6 if family == socket.AF_INET6 else capabilities.HAS_DF_PROBE_V4
+    if not capable:
+        return ProbeResult(mtu=None, probes=0, elapsed_s=0.0, max_tried=0, complete=False,
+                           error=capable.reason, unsupported=capable.reason)
     started = time.monotonic()
     search = _Search(floor=floor, ceiling=max_mtu, failures_to_confirm=retries + 1)
     prober: _Prober | None = None

@@ -11,15 +11,16 @@ import errno
 import logging
 import socket
 import struct
-import sys
+
+from lpmbench.platform import capabilities
 
 # Seconds of unacknowledged data after which the kernel fails the connection with ETIMEDOUT.
 DATA_USER_TIMEOUT_S = 10.0
 CONTROL_USER_TIMEOUT_S = 30.0
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3
 # Linux only (47 is its value on every Linux architecture lpmbench builds on); AIX cannot cap a socket's rate.
-PACING_AVAILABLE = sys.platform.startswith("linux")
-SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)
+PACING_AVAILABLE = bool(capabilities.HAS_PACING)
+SO_MAX_PACING_RATE = capabilities.option("SO_MAX_PACING_RATE")
 MAX_PACING_BYTES_PER_S = 2**32 - 2  # the kernel reads a u32; ~0U means "unlimited"
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 from typing import Any
 
-TCP_INFO = getattr(socket, "TCP_INFO", 11)
+from lpmbench.platform import capabilities
+
+TCP_INFO = capabilities.option("TCP_INFO")
 TCP_INFO_LEN = 232
 
 # (name, offset, struct format)
@@ -49,7 +50,7 @@ _FIELDS: tuple[tuple[str, int, str], ...] = (
     ("snd_wnd", 228, "I"),
 )
 
-AVAILABLE = sys.platform.startswith("linux")
+AVAILABLE = bool(capabilities.HAS_TCP_INFO)  # the struct layout below is Linux's
 
 
 def decode(raw: bytes) -> dict[str, int]:
