@@ -84,7 +84,7 @@ def test_wrong_key_is_refused_on_both_sides(client_key, agent_key):
     client, agent, events = handshake(client_key, agent_key)
     assert client.state is State.CLOSED
     failures = [ev for _, ev in events if isinstance(ev, Failure)]
-    assert failures and failures[0].code == "auth"
+    assert failures and failures[0].code is ErrorCode.AUTH
     assert agent.state is not State.READY
 
 
@@ -112,7 +112,7 @@ def test_agent_mac_is_bound_to_client_nonce_so_replay_fails():
     second.data_to_send()
     second.receive_data(recorded)
     event = second.next_event()
-    assert isinstance(event, Failure) and event.code == "auth"
+    assert isinstance(event, Failure) and event.code is ErrorCode.AUTH
 
 
 def test_client_mac_replay_to_new_agent_nonce_fails():
@@ -127,7 +127,7 @@ def test_client_mac_replay_to_new_agent_nonce_fails():
     agent2.next_event()
     agent2.receive_data(frame({"type": "auth", "mac": mac}))
     event = agent2.next_event()
-    assert isinstance(event, Failure) and event.code == "auth"
+    assert isinstance(event, Failure) and event.code is ErrorCode.AUTH
 
 
 @pytest.mark.parametrize("client_version,advice", [
@@ -340,7 +340,7 @@ def test_schema_derived_from_the_dataclasses_is_the_wire_schema():
 def test_command_before_auth_is_out_of_order():
     agent = Connection(Role.AGENT, KEY)
     event = deliver(agent, frame({"type": "arm", **SPEC}))
-    assert isinstance(event, Failure) and event.code == "out_of_order"
+    assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
     assert agent.state is State.CLOSED
     assert b'"type":"error"' in agent.data_to_send()
 
@@ -348,32 +348,33 @@ def test_command_before_auth_is_out_of_order():
 def test_agent_reply_from_client_is_refused():
     _, agent = ready_pair()
     event = deliver(agent, frame({"type": "armed", "run_id": "r", "port": 1}))
-    assert isinstance(event, Failure) and event.code == "out_of_order"
+    assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
 
 
 @pytest.mark.parametrize("raw,code", [
-    (struct.pack(">I", framing.MAX_FRAME + 1), "frame_size"),
-    (struct.pack(">I", 0xFFFFFFFF), "frame_size"),
-    (struct.pack(">I", 0), "frame_size"),
-    (frame("just a string"), "bad_message"),
-    (struct.pack(">I", 3) + b"\xff\xfe\xfd", "bad_message"),
-    (struct.pack(">I", 5) + b"{nope", "bad_message"),
-    (frame({"no": "type"}), "bad_message"),
-    (frame({"type": "launch_missiles"}), "bad_message"),
-    (frame({"type": "hello", "version": "1", "nonce": "a" * 64, "auth": "none"}), "bad_message"),
-    (frame({"type": "hello", "version": True, "nonce": "a" * 64, "auth": "none"}), "bad_message"),
-    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "a" * 64}), "bad_message"),
+    (struct.pack(">I", framing.MAX_FRAME + 1), ErrorCode.FRAME_SIZE),
+    (struct.pack(">I", 0xFFFFFFFF), ErrorCode.FRAME_SIZE),
+    (struct.pack(">I", 0), ErrorCode.FRAME_SIZE),
+    (frame("just a string"), ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 3) + b"\xff\xfe\xfd", ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 5) + b"{nope", ErrorCode.BAD_MESSAGE),
+    (frame({"no": "type"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "launch_missiles"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": "1", "nonce": "a" * 64, "auth": "none"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": True, "nonce": "a" * 64, "auth": "none"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "a" * 64}), ErrorCode.BAD_MESSAGE),
     (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "a" * 64, "auth": "none", "extra": 1}),
-     "bad_message"),
-    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "XYZ", "auth": "hmac-sha256"}), "bad_message"),
-    (frame({"type": "hello", "version": 1.5, "nonce": "a" * 64, "auth": "none"}), "bad_message"),
-    (struct.pack(">I", 9) + b'{"a":NaN}', "bad_message"),
-    (struct.pack(">I", 17) + b'{"type":1,"type":2}'[:17], "bad_message"),
+     ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "XYZ", "auth": "hmac-sha256"}),
+     ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": 1.5, "nonce": "a" * 64, "auth": "none"}), ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 9) + b'{"a":NaN}', ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 17) + b'{"type":1,"type":2}'[:17], ErrorCode.BAD_MESSAGE),
 ])
 def test_bad_frames_get_an_error_frame_and_close(raw, code):
     agent = Connection(Role.AGENT, KEY)
     event = deliver(agent, raw)
-    assert isinstance(event, Failure) and event.code == code, event
+    assert isinstance(event, Failure) and event.code is code, event
     assert agent.state is State.CLOSED
     out = agent.data_to_send()
     assert out and json.loads(out[4:])["type"] == "error"
@@ -403,7 +404,7 @@ def test_eof_is_a_failure_without_error_frame():
     agent = Connection(Role.AGENT, KEY)
     agent.receive_data(b"")
     event = agent.next_event()
-    assert isinstance(event, Failure) and event.code == "eof"
+    assert isinstance(event, Failure) and event.code is ErrorCode.EOF
     assert agent.data_to_send() == b""
 
 
