@@ -7,11 +7,16 @@ import ssl
 
 import pytest
 import trustme
-from agent_helpers import in_process_agents
+from agent_helpers import AgentProcess, in_process_agents
 
+from lpmbench import dataplane
+from lpmbench.agent import server as agent_module
 from lpmbench.agent.server import AgentLimits
+from lpmbench.net import eventloop, keys
 from lpmbench.net.acl import allowed, parse_networks
-from lpmbench.orchestrator.pair import PairConfig, PairError, run_pair
+from lpmbench.orchestrator.pair import AgentClient, PairConfig, PairError, run_pair
+from lpmbench.protocol import connection as protocol
+from lpmbench.protocol.messages import Arm, Armed, ErrorCode
 
 KEY = b"k" * 32
 
@@ -44,7 +49,7 @@ def test_orchestrator_outside_allow_list_is_refused(run_async):
             return info.value
 
     error = run_async(main())
-    assert error.code == "not_allowed" and "--allow" in error.message
+    assert error.code is ErrorCode.NOT_ALLOWED and "--allow" in error.message
 
 
 def test_sender_will_not_send_outside_its_allow_list(run_async):
@@ -114,8 +119,12 @@ def test_tls_control_port(run_async, tls_contexts):
 
     result, untrusted, plain = run_async(main())
     assert result["partial"] is False and result["bytes"] > 0
-    assert untrusted.code == "tls"
-    assert plain.code in ("closed", "timeout", "protocol", "unreachable", "eof")
+    assert untrusted.code is ErrorCode.TLS
+    # A TLS agent takes the plain-text hello for a broken ClientHello and hangs up without a word (no TLS alert:
+    # asyncio's SSL server closes the transport): the client sees EOF during its handshake, and says TLS may be
+    # why. Never a timeout: the agent answers at once.
+    assert plain.code is ErrorCode.EOF, plain
+    assert "--tls-ca" in plain.message, plain.message
 
 
 def test_key_reload_takes_effect_for_new_sessions(run_async):
@@ -131,7 +140,7 @@ def test_key_reload_takes_effect_for_new_sessions(run_async):
             return old.value, fresh
 
     old, fresh = run_async(main())
-    assert old.code == "auth" and fresh["partial"] is False
+    assert old.code is ErrorCode.AUTH and fresh["partial"] is False
 
 
 def test_agent_shutdown_mid_run_reports_aborted_partial_result(run_async):
@@ -214,3 +223,66 @@ def test_a_run_that_raises_stops_its_streams_and_frees_the_agent(run_async, monk
     assert result["partial"] and "boom in the sampler" in result["error"]
     assert not senders, "stream threads outlived their failed run"
     assert held == [{}, {}]
+
+
+CANCEL_ATTEMPTS = 20
+
+
+def test_cancelling_a_session_task_while_it_waits_ends_it(run_async, monkeypatch):
+    """Agent.close() cancels every session task and waits for it. A session holding a run waits for the
+    orchestrator in a loop of idle timeouts; a cancellation that lands in that wait must end the session (it
+    used to be swallowed right after a timeout, and the session went on until its run ended by itself).
+
+    A 1 ms idle timeout makes the session cycle through its timeout path all the time, so cancellations land
+    at every point of it; the armed run would wait ARM_TIMEOUT_S (30 s) for streams that never come.
+    """
+    monkeypatch.setattr(agent_module, "IDLE_TIMEOUT_S", 0.001)
+
+    async def cancel_one(end, agent, attempt):
+        client = AgentClient(end, KEY)
+        await client.connect()
+        await client.send(Arm(f"cancel-{attempt}", protocol.new_token(), 1, 1.0, 0.5))
+        assert isinstance(await client.next_message(5), Armed)
+        task = next(t for t, session in agent._sessions.items() if session.run is not None)
+        await asyncio.sleep(0.001 * (attempt % 7))  # land at different points of the session's loop
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        await client.close()
+        return task in done and task.cancelled()
+
+    async def main():
+        async with agents() as (ends, started):
+            ended = [await cancel_one(ends[1], started[1], attempt) for attempt in range(CANCEL_ATTEMPTS)]
+            return ended, dict(started[1].runs)
+
+    ended, held = run_async(main())
+    assert all(ended), f"{ended.count(False)} of {CANCEL_ATTEMPTS} cancelled sessions went on"
+    assert held == {}, "a cancelled session's run must be aborted"
+
+
+def test_results_say_why_the_c_data_plane_is_not_in_use(run_async, key_file, tmp_path, monkeypatch):
+    """Each agent's facts carry dataplane_fallback_reason: None with the C twin in use, else the reason."""
+
+    async def in_process():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends))
+
+    result = run_async(in_process())
+    for side in ("sender", "receiver"):
+        assert result[side]["dataplane_fallback_reason"] == dataplane.fallback_reason
+        assert (result[side]["dataplane"] == "c") == (dataplane.fallback_reason is None)
+
+    monkeypatch.setenv("LPMBENCH_NO_EXTENSIONS", "1")  # agent processes that must fall back, saying why
+    procs = [AgentProcess(bind, key_file, tmp_path) for bind in ("127.0.0.1", "127.0.0.2")]
+    try:
+        sender, receiver = (p.wait_ready() for p in procs)
+        fallback = eventloop.run(run_pair(PairConfig(sender=sender.endpoint, receiver=receiver.endpoint,
+                                                     key=keys.load_key(key_file), streams=1, duration=0.3,
+                                                     interval=0.1)))
+    finally:
+        for proc in procs:
+            proc.stop()
+    assert fallback["partial"] is False, fallback["error"]
+    for side in ("sender", "receiver"):
+        assert fallback[side]["dataplane"] == "python"
+        assert fallback[side]["dataplane_fallback_reason"] == "LPMBENCH_NO_EXTENSIONS is set"

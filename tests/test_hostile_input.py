@@ -30,6 +30,8 @@ from lpmbench.net import eventloop, keys
 from lpmbench.orchestrator.pair import AgentClient, Endpoint, PairConfig, run_pair
 from lpmbench.protocol import connection as protocol
 from lpmbench.protocol import contract
+from lpmbench.protocol.framing import MAX_FRAME
+from lpmbench.protocol.messages import Arm, Armed, Error, Heartbeat, Interval, Message, Result, Started
 
 KEY = b"h" * 32
 HEADER = struct.Struct(">I")
@@ -81,13 +83,13 @@ async def exchange(end: Endpoint, payload: bytes, timeout: float = 5.0) -> tuple
     return answer, loop.time() - t0
 
 
-HELLO_OK = {"type": "hello", "version": 1, "nonce": "a" * 64, "auth": "hmac-sha256"}
+HELLO_OK = {"type": "hello", "version": protocol.PROTOCOL_VERSION, "nonce": "a" * 64, "auth": "hmac-sha256"}
 SPEC = {"run_id": "r1", "token": "0" * 32, "streams": 1, "duration": 1.0, "interval": 0.5}
 JUNK: list[tuple[str, bytes, str | None]] = [
     ("random bytes", random.Random(7).randbytes(4096), None),
     ("4 GiB length prefix", b"\xff\xff\xff\xff" + b"x" * 100, "frame_size"),
     ("2 GiB length prefix", HEADER.pack(2**31), "frame_size"),
-    ("one byte over MAX_FRAME", HEADER.pack(protocol.MAX_FRAME + 1), "frame_size"),
+    ("one byte over MAX_FRAME", HEADER.pack(MAX_FRAME + 1), "frame_size"),
     ("empty frame", HEADER.pack(0), "frame_size"),
     ("HTTP request", b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "frame_size"),
     ("TLS ClientHello", bytes.fromhex("160301020001") + bytes(512), "frame_size"),
@@ -103,7 +105,8 @@ JUNK: list[tuple[str, bytes, str | None]] = [
     ("arm before auth", frame({"type": "arm", **SPEC}), "out_of_order"),
     ("start before auth", frame({"type": "start", **SPEC, "host": "127.0.0.1", "port": 9}), "out_of_order"),
     ("auth before hello", frame({"type": "auth", "mac": "0" * 64}), "out_of_order"),
-    ("unsupported version", frame({**HELLO_OK, "version": 2}), "version"),
+    ("protocol 1 client", frame({**HELLO_OK, "version": 1}), "version"),
+    ("newer protocol client", frame({**HELLO_OK, "version": protocol.PROTOCOL_VERSION + 1}), "version"),
     ("no key", frame({**HELLO_OK, "auth": "none"}), "auth"),
     ("wrong MAC", frame(HELLO_OK) + frame({"type": "auth", "mac": "0" * 64}), "auth"),
 ]
@@ -243,8 +246,8 @@ def test_half_open_and_reset_connections_are_dropped_at_once(run_async: Callable
             # An orchestrator that arms a receiver and then resets its control connection.
             client = AgentClient(ends[1], KEY)
             await client.connect()
-            await client.send("arm", **{**SPEC, "token": protocol.new_token()})
-            assert (await client.next_message(5)).type == "armed"
+            await client.send(Arm(**{**SPEC, "token": protocol.new_token()}))
+            assert isinstance(await client.next_message(5), Armed)
             sock = client._writer.get_extra_info("socket") if client._writer else None
             assert sock is not None
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -344,20 +347,21 @@ def test_sender_hanging_up_after_its_data_hello_still_gives_a_result() -> None:
             client = AgentClient(ends[1], KEY)
             await client.connect()
             token = protocol.new_token()
-            await client.send("arm", **{**SPEC, "token": token, "duration": 0.5, "interval": 0.25})
+            await client.send(Arm(**{**SPEC, "token": token, "duration": 0.5, "interval": 0.25}))
             armed = await client.next_message(5)
-            sock = socket.create_connection(("127.0.0.2", armed["port"]), timeout=5)
+            assert isinstance(armed, Armed), armed
+            sock = socket.create_connection(("127.0.0.2", armed.port), timeout=5)
             sock.sendall(protocol.data_hello(token, 0))
             sock.close()  # gone before the accept byte: as a sender does when its connect timeout expires
             reply = await client.next_message(2.0)
-            while isinstance(reply, protocol.Message) and reply.type == "interval":
+            while isinstance(reply, (Interval, Heartbeat)):
                 reply = await client.next_message(2.0)
             await client.close()
             await assert_serves(ends)
             return reply
 
     reply = eventloop.run(main(), "asyncio")
-    assert isinstance(reply, protocol.Message) and reply.type == "result", reply
+    assert isinstance(reply, Result), reply
 
 
 def _raw_command(client: AgentClient, message: dict[str, Any]) -> None:
@@ -386,7 +390,7 @@ def test_authenticated_nonsense_gets_a_clear_error_at_once(message: dict[str, An
             await client.connect()
             _raw_command(client, message)
             replies = [await client.next_message(1.5)]
-            if isinstance(replies[0], protocol.Message) and replies[0].type == "started":
+            if isinstance(replies[0], Started):
                 replies.append(await client.next_message(1.5))  # the run's error or its (failed) result
             await client.close()
             await assert_serves(ends)
@@ -394,8 +398,8 @@ def test_authenticated_nonsense_gets_a_clear_error_at_once(message: dict[str, An
 
     replies = eventloop.run(main(), "asyncio")
     last = replies[-1]
-    assert isinstance(last, protocol.Message), f"no answer, only {last}"
-    assert last.type == "error" or (last.type == "result" and last["data"]["error"]), last
+    assert isinstance(last, Message), f"no answer, only {last}"
+    assert isinstance(last, Error) or (isinstance(last, Result) and last.data["error"]), last
 
 
 def test_agent_memory_and_fds_stay_bounded_under_junk(key_file: str, tmp_path: Path) -> None:
@@ -411,7 +415,7 @@ def test_agent_memory_and_fds_stay_bounded_under_junk(key_file: str, tmp_path: P
 
         async def attack_round() -> int:
             """Hold ``frames_held`` frames one byte short of MAX_FRAME, junk the rest; peak RSS seen."""
-            nearly_full = HEADER.pack(protocol.MAX_FRAME) + b"x" * (protocol.MAX_FRAME - 1)
+            nearly_full = HEADER.pack(MAX_FRAME) + b"x" * (MAX_FRAME - 1)
             held = [await asyncio.open_connection(receiver.bind, receiver.port) for _ in range(frames_held)]
             for _, writer in held:
                 writer.write(nearly_full)
@@ -448,7 +452,7 @@ def test_agent_memory_and_fds_stay_bounded_under_junk(key_file: str, tmp_path: P
     print(f"\nagent RSS: baseline {seen['rss0'] / mib:.1f} MiB, peaks "
           f"{[round(p / mib, 1) for p in seen['peaks']]}, after {[round(a / mib, 1) for a in seen['afters']]}")
     # Each held connection may cost its frame buffer plus one read chunk (and the stream reader's copy).
-    per_conn = protocol.MAX_FRAME + 2 * agent_module.READ_CHUNK
+    per_conn = MAX_FRAME + 2 * agent_module.READ_CHUNK
     assert max(seen["peaks"]) - seen["rss0"] < frames_held * per_conn + 32 * mib
     assert seen["afters"][-1] - seen["afters"][0] < 8 * mib, "memory grows round after round"
     assert seen["fds"] - seen["fds0"] <= 5, f"{seen['fds'] - seen['fds0']} fds leaked"

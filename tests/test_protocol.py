@@ -8,7 +8,33 @@ import struct
 import pytest
 
 from lpmbench.protocol import connection as protocol
-from lpmbench.protocol.connection import CLOSED, NEED_DATA, Authenticated, Connection, Failure, Message, Role, State
+from lpmbench.protocol import framing, messages
+from lpmbench.protocol.connection import (
+    CLOSED,
+    NEED_DATA,
+    PROTOCOL_VERSION,
+    Authenticated,
+    Connection,
+    Failure,
+    Role,
+    State,
+)
+from lpmbench.protocol.messages import (
+    Abort,
+    Arm,
+    Armed,
+    Busy,
+    Bye,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    Interval,
+    Message,
+    Result,
+    Start,
+    Started,
+    Summary,
+)
 
 KEY = bytes(range(32))
 AGENT_INFO = {"hostname": "msp-b", "version": "test"}
@@ -58,7 +84,7 @@ def test_wrong_key_is_refused_on_both_sides(client_key, agent_key):
     client, agent, events = handshake(client_key, agent_key)
     assert client.state is State.CLOSED
     failures = [ev for _, ev in events if isinstance(ev, Failure)]
-    assert failures and failures[0].code == "auth"
+    assert failures and failures[0].code is ErrorCode.AUTH
     assert agent.state is not State.READY
 
 
@@ -86,7 +112,7 @@ def test_agent_mac_is_bound_to_client_nonce_so_replay_fails():
     second.data_to_send()
     second.receive_data(recorded)
     event = second.next_event()
-    assert isinstance(event, Failure) and event.code == "auth"
+    assert isinstance(event, Failure) and event.code is ErrorCode.AUTH
 
 
 def test_client_mac_replay_to_new_agent_nonce_fails():
@@ -96,19 +122,51 @@ def test_client_mac_replay_to_new_agent_nonce_fails():
     # the client's auth MAC covered agent1's nonce; a fresh agent with another nonce must refuse it
     mac = protocol.compute_mac(KEY, b"lpmbench-client", "c" * 64, client._nonce)
     agent2 = Connection(Role.AGENT, KEY, nonce_factory=lambda: "d" * 64)
-    agent2.receive_data(frame({"type": "hello", "version": 1, "nonce": client._nonce, "auth": "hmac-sha256"}))
+    agent2.receive_data(frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": client._nonce,
+                               "auth": "hmac-sha256"}))
     agent2.next_event()
     agent2.receive_data(frame({"type": "auth", "mac": mac}))
     event = agent2.next_event()
-    assert isinstance(event, Failure) and event.code == "auth"
+    assert isinstance(event, Failure) and event.code is ErrorCode.AUTH
 
 
-def test_version_mismatch_is_explained():
+@pytest.mark.parametrize("client_version,advice", [
+    (1, "this agent speaks protocol 2, the orchestrator 1: upgrade lpmbench on the orchestrator's host"),
+    (3, "this agent speaks protocol 2, the orchestrator 3: upgrade lpmbench on this agent"),
+])
+def test_agent_refuses_another_version_naming_the_side_to_upgrade(client_version, advice):
     agent = Connection(Role.AGENT, KEY)
-    agent.receive_data(frame({"type": "hello", "version": 99, "nonce": "a" * 64, "auth": "hmac-sha256"}))
+    agent.receive_data(frame({"type": "hello", "version": client_version, "nonce": "a" * 64, "auth": "hmac-sha256"}))
     event = agent.next_event()
-    assert isinstance(event, Failure) and event.code == "version"
-    assert b"version" in agent.data_to_send()
+    assert event == Failure(ErrorCode.VERSION, advice)
+    assert messages.decode_body(agent.data_to_send()[4:]) == Error(ErrorCode.VERSION, advice)
+
+
+# What agents said before protocol 2, and what a protocol-2 agent says: the client reads the agent's version.
+V1_AGENT_REFUSAL = ("protocol version 2 is not supported (this side speaks 1); run the same lpmbench version on "
+                    "every host")
+
+
+@pytest.mark.parametrize("agent_says,advice", [
+    (V1_AGENT_REFUSAL, "agent msp-b:7520 speaks protocol 1, this orchestrator 2: upgrade lpmbench on msp-b:7520"),
+    ("this agent speaks protocol 3, the orchestrator 2: upgrade lpmbench on the orchestrator's host",
+     "agent msp-b:7520 speaks protocol 3, this orchestrator 2: upgrade lpmbench on this orchestrator's host"),
+    ("no versions in here", "agent msp-b:7520 refused protocol 2: no versions in here"),
+])
+def test_client_turns_a_version_refusal_into_advice_naming_the_host(agent_says, advice):
+    client = Connection(Role.CLIENT, KEY, peer_name="msp-b:7520")
+    client.data_to_send()
+    event = deliver(client, frame({"type": "error", "code": "version", "message": agent_says}))
+    assert event == Failure(ErrorCode.VERSION, advice)
+    assert client.state is State.CLOSED
+
+
+def test_client_refuses_an_agent_hello_of_another_version():
+    client = Connection(Role.CLIENT, KEY, peer_name="msp-b:7520")
+    client.data_to_send()
+    event = deliver(client, frame({"type": "hello", "version": 1, "nonce": "a" * 64, "auth": "hmac-sha256"}))
+    assert event == Failure(ErrorCode.VERSION, "agent msp-b:7520 speaks protocol 1, this orchestrator 2: "
+                                               "upgrade lpmbench on msp-b:7520")
 
 
 def ready_pair():
@@ -121,41 +179,58 @@ def deliver(dst: Connection, data: bytes):
     return dst.next_event()
 
 
+def sent(conn: Connection, message: Message) -> bytes:
+    """What ``conn`` queued for ``message`` (send returns nothing: the bytes wait in the one outbox)."""
+    assert conn.send(message) is None
+    return conn.data_to_send()
+
+
 SPEC = {"run_id": "r1", "token": "0" * 32, "streams": 4, "duration": 10.0, "interval": 1.0}
 
 
-@pytest.mark.parametrize("kind,fields", [
-    ("arm", SPEC),
-    ("arm", {**SPEC, "options": {"rx_discard": True}}),
-    ("start", {**SPEC, "host": "msp-b", "port": 40000}),
-    ("abort", {"run_id": "r1"}),
-    ("abort", {"run_id": "r1", "reason": "user"}),
-    ("summary", {"run_id": "r1", "data": {"verdict": "pass"}}),
-])
-def test_every_client_command_round_trips(kind, fields):
+@pytest.mark.parametrize("message", [
+    Arm(**SPEC),
+    Arm(**SPEC, options={"rx_discard": True}),
+    Start(**SPEC, host="msp-b", port=40000),
+    Abort("r1"),
+    Abort("r1", reason="user"),
+    Summary("r1", {"verdict": "pass"}),
+], ids=lambda m: m.type)
+def test_every_client_command_round_trips(message):
     client, agent = ready_pair()
-    event = deliver(agent, client.send(kind, **fields))
-    assert event == Message(kind, fields)
+    event = deliver(agent, sent(client, message))
+    assert event == message and type(event) is type(message)
 
 
-@pytest.mark.parametrize("kind,fields", [
-    ("armed", {"run_id": "r1", "port": 40000}),
-    ("started", {"run_id": "r1"}),
-    ("interval", {"run_id": "r1", "index": 0, "t": 1.0, "streams": [{"id": 0, "bytes": 5}]}),
-    ("result", {"run_id": "r1", "role": "receiver", "data": {"streams": []}}),
-    ("busy", {"run_id": "r0", "message": "busy"}),
-    ("error", {"code": "bad_request", "message": "no", "run_id": "r1"}),
-])
-def test_every_agent_reply_round_trips(kind, fields):
+@pytest.mark.parametrize("message", [
+    Armed("r1", 40000),
+    Armed("r1", 40000, probe_port=40001),
+    Started("r1"),
+    Interval("r1", 0, 1.0, [{"id": 0, "bytes": 5}]),
+    Heartbeat("r1"),
+    Result("r1", "receiver", {"streams": []}),
+    Busy("r0", "busy"),
+    Error(ErrorCode.BAD_REQUEST, "no", "r1"),
+], ids=lambda m: m.type)
+def test_every_agent_reply_round_trips(message):
     client, agent = ready_pair()
-    event = deliver(client, agent.send(kind, **fields))
-    assert event == Message(kind, fields)
+    event = deliver(client, sent(agent, message))
+    assert event == message and type(event) is type(message)
     assert client.state is State.READY  # a run-level error does not end the session
+
+
+def test_error_codes_travel_as_their_strings_and_decode_to_the_enum():
+    wire = messages.encode_message(Error(ErrorCode.DATA_PORT, "no port"))
+    assert json.loads(wire[4:]) == {"type": "error", "code": "data_port", "message": "no port"}
+    decoded = messages.decode_body(wire[4:])
+    assert isinstance(decoded, Error) and decoded.code is ErrorCode.DATA_PORT
+    with pytest.raises(ValueError, match="field 'code' of 'error' must be one of: "):
+        messages.decode_body(b'{"type":"error","code":"teapot","message":"x"}')
 
 
 def test_bye_closes_both_sides():
     client, agent = ready_pair()
-    assert deliver(agent, client.send("bye")) == Message("bye", {})
+    assert deliver(agent, sent(client, Bye())) == Bye()
     assert agent.state is State.CLOSED and client.state is State.CLOSED
     assert agent.next_event() is CLOSED
 
@@ -163,16 +238,109 @@ def test_bye_closes_both_sides():
 def test_sending_out_of_turn_is_a_programming_error():
     client = Connection(Role.CLIENT, KEY)
     with pytest.raises(protocol.ProtocolError):
-        client.send("arm", **SPEC)
+        client.send(Arm(**SPEC))
     _, agent = ready_pair()
     with pytest.raises(protocol.ProtocolError):
-        agent.send("arm", **SPEC)
+        agent.send(Arm(**SPEC))
+    client, _ = ready_pair()
+    with pytest.raises(protocol.ProtocolError):
+        client.send(Heartbeat("r1"))  # only agents beat
+
+
+def test_ill_typed_own_message_is_refused_before_it_reaches_the_outbox():
+    client, _ = ready_pair()
+    with pytest.raises(protocol.ProtocolError, match="field 'streams' of 'arm' must be int"):
+        client.send(Arm(**{**SPEC, "streams": True}))
+    with pytest.raises(protocol.ProtocolError, match="unknown field"):
+        messages.build("abort", {"run_id": "r1", "why": "x"})
+    assert client.data_to_send() == b"" and client.state is State.READY
+
+
+def test_one_outbox_keeps_handshake_commands_and_errors_in_order():
+    client = Connection(Role.CLIENT, KEY)
+    agent = Connection(Role.AGENT, KEY, agent_info=AGENT_INFO)
+    agent.receive_data(client.data_to_send())
+    assert agent.next_event() is NEED_DATA  # the agent's hello waits in its outbox
+    client.receive_data(agent.data_to_send())
+    assert client.next_event() is NEED_DATA  # the client's auth waits in its outbox
+    agent.receive_data(client.data_to_send())
+    assert agent.next_event() == Authenticated()
+    agent.send(Armed("r1", 40000))  # queued behind the agent's ready, never before it
+    agent.send_error(ErrorCode.TIMEOUT, "idle session timed out")
+    assert agent.state is State.CLOSED
+    wire = agent.data_to_send()
+    assert [m.type for m in map(messages.decode_body, read_frames(wire))] == ["ready", "armed", "error"]
+    assert agent.data_to_send() == b""
+
+
+def read_frames(data: bytes) -> list[bytes]:
+    bodies = []
+    while data:
+        (length,) = struct.unpack_from(">I", data)
+        bodies.append(data[4:4 + length])
+        data = data[4 + length:]
+    return bodies
+
+
+def test_heartbeat_encodes_decodes_and_is_an_agent_reply_after_auth_only():
+    assert json.loads(messages.encode_message(Heartbeat("r1"))[4:]) == {"type": "heartbeat", "run_id": "r1"}
+    assert messages.decode_body(b'{"type":"heartbeat","run_id":"r1"}') == Heartbeat("r1")
+    with pytest.raises(ValueError, match="lacks field"):
+        messages.decode_body(b'{"type":"heartbeat"}')
+    # before authentication: out of order on both sides
+    fresh_client = Connection(Role.CLIENT, KEY)
+    fresh_client.data_to_send()
+    assert deliver(fresh_client, frame({"type": "heartbeat", "run_id": "r1"})).code is ErrorCode.OUT_OF_ORDER
+    # after: the client takes any number of them and stays ready; an agent never takes one
+    client, agent = ready_pair()
+    for _ in range(3):
+        assert deliver(client, sent(agent, Heartbeat("r1"))) == Heartbeat("r1")
+    assert client.state is State.READY
+    event = deliver(agent, frame({"type": "heartbeat", "run_id": "r1"}))
+    assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
+
+
+# The wire schema, written out: deriving it from the dataclasses must give exactly this (a change here is a
+# protocol change and needs a PROTOCOL_VERSION bump).
+S, INT, N, D, L = (str,), (int,), (int, float), (dict,), (list,)
+WIRE = {
+    "hello": {"version": (INT, True), "nonce": (S, True), "auth": (S, True), "mac": (S, False)},
+    "auth": {"mac": (S, True)},
+    "ready": {"agent": (D, True)},
+    "arm": {"run_id": (S, True), "token": (S, True), "streams": (INT, True), "duration": (N, True),
+            "interval": (N, True), "options": (D, False)},
+    "armed": {"run_id": (S, True), "port": (INT, True), "probe_port": (INT, False)},
+    "start": {"run_id": (S, True), "token": (S, True), "host": (S, True), "port": (INT, True), "streams": (INT, True),
+              "duration": (N, True), "interval": (N, True), "options": (D, False)},
+    "started": {"run_id": (S, True)},
+    "interval": {"run_id": (S, True), "index": (INT, True), "t": (N, True), "streams": (L, True),
+                 "extra": (D, False)},
+    "heartbeat": {"run_id": (S, True)},
+    "result": {"run_id": (S, True), "role": (S, True), "data": (D, True)},
+    "abort": {"run_id": (S, True), "reason": (S, False)},
+    "summary": {"run_id": (S, True), "data": (D, True)},
+    "busy": {"run_id": (S, True), "message": (S, True)},
+    "error": {"code": (S, True), "message": (S, True), "run_id": (S, False)},
+    "bye": {},
+}
+
+
+def test_schema_derived_from_the_dataclasses_is_the_wire_schema():
+    derived = {kind: {name: (spec.types, spec.required) for name, spec in schema.items()}
+               for kind, schema in messages.SCHEMAS.items()}
+    assert derived == WIRE
+    assert messages.SCHEMAS["error"]["code"].choices == {code.value for code in ErrorCode}
+    assert all(spec.choices is None for kind, schema in messages.SCHEMAS.items() for name, spec in schema.items()
+               if (kind, name) != ("error", "code"))
+    assert {cls.type for cls in protocol.CLIENT_COMMANDS} == {"arm", "start", "abort", "summary", "bye"}
+    assert {cls.type for cls in protocol.AGENT_REPLIES} == {"armed", "started", "interval", "heartbeat", "result",
+                                                             "busy", "error", "bye"}
 
 
 def test_command_before_auth_is_out_of_order():
     agent = Connection(Role.AGENT, KEY)
     event = deliver(agent, frame({"type": "arm", **SPEC}))
-    assert isinstance(event, Failure) and event.code == "out_of_order"
+    assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
     assert agent.state is State.CLOSED
     assert b'"type":"error"' in agent.data_to_send()
 
@@ -180,30 +348,33 @@ def test_command_before_auth_is_out_of_order():
 def test_agent_reply_from_client_is_refused():
     _, agent = ready_pair()
     event = deliver(agent, frame({"type": "armed", "run_id": "r", "port": 1}))
-    assert isinstance(event, Failure) and event.code == "out_of_order"
+    assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
 
 
 @pytest.mark.parametrize("raw,code", [
-    (struct.pack(">I", protocol.MAX_FRAME + 1), "frame_size"),
-    (struct.pack(">I", 0xFFFFFFFF), "frame_size"),
-    (struct.pack(">I", 0), "frame_size"),
-    (frame("just a string"), "bad_message"),
-    (struct.pack(">I", 3) + b"\xff\xfe\xfd", "bad_message"),
-    (struct.pack(">I", 5) + b"{nope", "bad_message"),
-    (frame({"no": "type"}), "bad_message"),
-    (frame({"type": "launch_missiles"}), "bad_message"),
-    (frame({"type": "hello", "version": "1", "nonce": "a" * 64, "auth": "none"}), "bad_message"),
-    (frame({"type": "hello", "version": True, "nonce": "a" * 64, "auth": "none"}), "bad_message"),
-    (frame({"type": "hello", "version": 1, "nonce": "a" * 64}), "bad_message"),
-    (frame({"type": "hello", "version": 1, "nonce": "a" * 64, "auth": "none", "extra": 1}), "bad_message"),
-    (frame({"type": "hello", "version": 1, "nonce": "XYZ", "auth": "hmac-sha256"}), "bad_message"),
-    (struct.pack(">I", 9) + b'{"a":NaN}', "bad_message"),
-    (struct.pack(">I", 17) + b'{"type":1,"type":2}'[:17], "bad_message"),
+    (struct.pack(">I", framing.MAX_FRAME + 1), ErrorCode.FRAME_SIZE),
+    (struct.pack(">I", 0xFFFFFFFF), ErrorCode.FRAME_SIZE),
+    (struct.pack(">I", 0), ErrorCode.FRAME_SIZE),
+    (frame("just a string"), ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 3) + b"\xff\xfe\xfd", ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 5) + b"{nope", ErrorCode.BAD_MESSAGE),
+    (frame({"no": "type"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "launch_missiles"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": "1", "nonce": "a" * 64, "auth": "none"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": True, "nonce": "a" * 64, "auth": "none"}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "a" * 64}), ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "a" * 64, "auth": "none", "extra": 1}),
+     ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": PROTOCOL_VERSION, "nonce": "XYZ", "auth": "hmac-sha256"}),
+     ErrorCode.BAD_MESSAGE),
+    (frame({"type": "hello", "version": 1.5, "nonce": "a" * 64, "auth": "none"}), ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 9) + b'{"a":NaN}', ErrorCode.BAD_MESSAGE),
+    (struct.pack(">I", 17) + b'{"type":1,"type":2}'[:17], ErrorCode.BAD_MESSAGE),
 ])
 def test_bad_frames_get_an_error_frame_and_close(raw, code):
     agent = Connection(Role.AGENT, KEY)
     event = deliver(agent, raw)
-    assert isinstance(event, Failure) and event.code == code, event
+    assert isinstance(event, Failure) and event.code is code, event
     assert agent.state is State.CLOSED
     out = agent.data_to_send()
     assert out and json.loads(out[4:])["type"] == "error"
@@ -233,17 +404,18 @@ def test_eof_is_a_failure_without_error_frame():
     agent = Connection(Role.AGENT, KEY)
     agent.receive_data(b"")
     event = agent.next_event()
-    assert isinstance(event, Failure) and event.code == "eof"
+    assert isinstance(event, Failure) and event.code is ErrorCode.EOF
     assert agent.data_to_send() == b""
 
 
 def test_oversized_outgoing_message_is_refused():
     _, agent = ready_pair()
     with pytest.raises(protocol.ProtocolError):
-        agent.send("result", run_id="r", role="sender", data={"blob": "x" * protocol.MAX_REPLY_FRAME})
+        agent.send(Result("r", "sender", {"blob": "x" * framing.MAX_REPLY_FRAME}))
     client, _ = ready_pair()
     with pytest.raises(protocol.ProtocolError):
-        client.send("summary", run_id="r", data={"blob": "x" * protocol.MAX_FRAME})
+        client.send(Summary("r", {"blob": "x" * framing.MAX_FRAME}))
+    assert agent.data_to_send() == b"" and client.data_to_send() == b""
 
 
 def test_data_hello_accepts_only_the_token():

@@ -14,7 +14,7 @@ import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from lpmbench import __version__, dataplane
 from lpmbench import platform as hostinfo
@@ -22,7 +22,23 @@ from lpmbench.agent.runs import ReceiverRun, RunSpec, SenderRun
 from lpmbench.net import eventloop, sockopts
 from lpmbench.net.acl import allowed
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol import contract, messages
 from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS
+from lpmbench.protocol.messages import (
+    Abort,
+    Arm,
+    Armed,
+    Busy,
+    Bye,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    Message,
+    Result,
+    Start,
+    Started,
+    Summary,
+)
 
 log = logging.getLogger("lpmbench.agent")
 
@@ -99,8 +115,8 @@ class Agent:
 
     def _static_facts(self) -> dict[str, Any]:
         return {"hostname": hostinfo.hostname(), "os": hostinfo.os_description(), "version": __version__,
-                "dataplane": dataplane.IMPLEMENTATION, "send_methods": list(dataplane.SEND_METHODS),
-                "event_loop": eventloop.current_kind()}
+                "dataplane": dataplane.IMPLEMENTATION, "dataplane_fallback_reason": dataplane.fallback_reason,
+                "send_methods": list(dataplane.SEND_METHODS), "event_loop": eventloop.current_kind()}
 
     async def start(self) -> None:
         # TLS is done by the server at accept, before the --allow and handshake-cap checks: starting it later
@@ -148,8 +164,9 @@ class Agent:
             return
         if not allowed(str(peer[0]) if peer else None, self.config.allow_clients):
             log.warning("control connection from %s refused: not in --allow", label)
-            writer.write(protocol.Connection(protocol.Role.AGENT, None).send_error(
-                "not_allowed", "this orchestrator's address is not in the agent's --allow list"))
+            refusal = protocol.Connection(protocol.Role.AGENT, None)
+            refusal.send_error(ErrorCode.NOT_ALLOWED, "this orchestrator's address is not in the agent's --allow list")
+            writer.write(refusal.data_to_send())
             writer.close()
             return
         session = ControlSession(self, reader, writer)
@@ -199,8 +216,34 @@ class Agent:
         return None
 
 
+async def _cancel_and_wait(task: asyncio.Future) -> None:
+    """Cancel a task this session owns and wait until it has ended.
+
+    ``asyncio.wait`` never raises the task's CancelledError, so a CancelledError out of this call can only be
+    the caller's own cancellation, which therefore propagates (``await task`` could not tell the two apart).
+    """
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background task ended with %r", task.exception())
+
+
+def _received(read: asyncio.Future) -> bytes:
+    try:
+        return bytes(read.result())
+    except OSError:  # reset, or ETIMEDOUT from keepalive / TCP_USER_TIMEOUT: the orchestrator is gone
+        return b""
+
+
+RunCommand = Union[Arm, Start]
+
+
 class ControlSession:
-    """One authenticated orchestrator connection and the run it holds, if any."""
+    """One authenticated orchestrator connection and the run it holds, if any.
+
+    Every byte to the orchestrator goes through :meth:`_flush`, which writes what the connection queued
+    (``conn.data_to_send()``): replies, run reports, heartbeats and error frames keep their order.
+    """
 
     def __init__(self, agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.agent = agent
@@ -217,100 +260,111 @@ class ControlSession:
         self.run_task: asyncio.Task | None = None
         self.run: Any = None
         self.held_runs: set[str] = set()  # run ids this session started: only it may send their summary
+        # One writer at a time: Python 3.9's StreamWriter.drain() asserts when two coroutines wait on a
+        # paused transport, and replies, run reports and heartbeats come from different tasks.
+        self._write_lock = asyncio.Lock()
+        self._last_sent = asyncio.get_running_loop().time()
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         # The handshake has one deadline from accept, not one per read: a byte every 100 ms must not hold it.
         handshake_deadline = loop.time() + HANDSHAKE_TIMEOUT_S
-        authenticated = False
-        while True:
-            timeout = IDLE_TIMEOUT_S if authenticated else max(0.0, handshake_deadline - loop.time())
-            read = asyncio.ensure_future(self.reader.read(READ_CHUNK))
-            done, _ = await asyncio.wait({read}, timeout=timeout)
-            if not done:
-                read.cancel()
-                with contextlib.suppress(BaseException):
-                    await read
-                if self.run_task is not None:
-                    continue  # a run is going on; it ends by its own deadline
-                what = "handshake" if not authenticated else "idle session"
-                log.info("%s from %s timed out", what, self.peer)
-                await self._write(self.conn.send_error("timeout", f"{what} timed out"))
-                return
-            try:
-                data = read.result()
-            except OSError:  # reset, or ETIMEDOUT from keepalive / TCP_USER_TIMEOUT: the orchestrator is gone
-                data = b""
-            self.conn.receive_data(data)
-            if not await self._drain_events():
-                return
-            authenticated = self.conn.state is protocol.State.READY
+        read: asyncio.Future | None = None
+        try:
+            while True:
+                if read is None:
+                    read = asyncio.ensure_future(self.reader.read(READ_CHUNK))
+                authenticated = self.conn.state is protocol.State.READY
+                timeout = IDLE_TIMEOUT_S if authenticated else max(0.0, handshake_deadline - loop.time())
+                done, _ = await asyncio.wait({read}, timeout=timeout)
+                if not done:
+                    if self.run_task is not None:
+                        continue  # a run is going on; it ends by its own deadline (the same read stays pending)
+                    what = "handshake" if not authenticated else "idle session"
+                    log.info("%s from %s timed out", what, self.peer)
+                    self.conn.send_error(ErrorCode.TIMEOUT, f"{what} timed out")
+                    await self._flush()
+                    return
+                data, read = _received(read), None
+                self.conn.receive_data(data)
+                if not await self._handle_events():
+                    return
+        finally:
+            if read is not None:
+                await _cancel_and_wait(read)
 
-    async def _drain_events(self) -> bool:
+    async def _handle_events(self) -> bool:
         """Handle every complete event; False when the session is over."""
         while True:
             event = self.conn.next_event()
-            await self._write(self.conn.data_to_send())
+            await self._flush()
             if isinstance(event, protocol.NeedData):
                 return True
             if isinstance(event, protocol.Authenticated):
                 log.info("session from %s authenticated", self.peer)
                 continue
             if isinstance(event, (protocol.Failure, protocol.Closed)):
-                if isinstance(event, protocol.Failure) and event.code != "eof":
+                if isinstance(event, protocol.Failure) and event.code is not ErrorCode.EOF:
                     log.warning("session from %s ended: %s (%s)", self.peer, event.message, event.code)
                 return False
-            assert isinstance(event, protocol.Message)
-            if event.type == "bye":
+            if isinstance(event, Bye):
                 return False
             await self._command(event)
 
-    async def _command(self, message: protocol.Message) -> None:
-        if message.type == "summary":
-            role, peer = self.agent.recent.get(message["run_id"], (None, None))
-            if role is not None and message["run_id"] in self.held_runs:  # only the run's own orchestrator
-                self.agent.emit("run_summary", run_id=message["run_id"], role=role, peer=peer,
-                                summary=message["data"])
-            return
-        if message.type == "abort":
-            if self.run is not None and self.run.spec.run_id == message["run_id"]:
-                self.run.abort(message.get("reason") or "aborted by the orchestrator")
-            return
+    async def _command(self, message: Message) -> None:
+        if isinstance(message, Summary):
+            self._summary(message)
+        elif isinstance(message, Abort):
+            if self.run is not None and self.run.spec.run_id == message.run_id:
+                self.run.abort(message.reason or "aborted by the orchestrator")
+        elif isinstance(message, (Arm, Start)):
+            await self._run_command(message)
+        else:  # the connection passes an agent nothing else once authenticated
+            raise protocol.ProtocolError(f"unexpected {message.type!r} from {self.peer}")
+
+    def _summary(self, message: Summary) -> None:
+        role, peer = self.agent.recent.get(message.run_id, (None, None))
+        if role is not None and message.run_id in self.held_runs:  # only the run's own orchestrator
+            self.agent.emit("run_summary", run_id=message.run_id, role=role, peer=peer, summary=message.data)
+
+    async def _run_command(self, message: RunCommand) -> None:
         spec_error = self._validate(message)
         if spec_error:
-            run_id = message["run_id"] if _printable_ascii(message["run_id"], 64) else "?"  # never echo junk back
-            await self._send("error", code="bad_request", message=spec_error, run_id=run_id)
+            run_id = message.run_id if _printable_ascii(message.run_id, 64) else "?"  # never echo junk back
+            await self._send(Error(ErrorCode.BAD_REQUEST, spec_error, run_id))
             return
-        if message["run_id"] in self.agent.runs or message["run_id"] in self.agent.recent:
-            await self._send("error", code="bad_request", message="run_id already used on this agent; pick another",
-                             run_id=message["run_id"])
+        if message.run_id in self.agent.runs or message.run_id in self.agent.recent:
+            await self._send(Error(ErrorCode.BAD_REQUEST, "run_id already used on this agent; pick another",
+                                   message.run_id))
             return
         busy = self.agent.busy_with()
         if busy is not None or self.run is not None:
             run_id, holder = busy or (self.run.spec.run_id, self.peer)
-            await self._send("busy", run_id=run_id, message=f"agent busy with run {run_id} held by {holder}")
+            await self._send(Busy(run_id, f"agent busy with run {run_id} held by {holder}"))
             return
-        spec = RunSpec(message["run_id"], message["token"], message["streams"], float(message["duration"]),
-                       float(message["interval"]), dict(message.get("options") or {}))
-        if message.type == "arm":
+        spec = RunSpec(message.run_id, message.token, message.streams, float(message.duration),
+                       float(message.interval), dict(message.options or {}))
+        if isinstance(message, Arm):
             await self._arm(spec)
         else:
-            await self._start(spec, message["host"], message["port"])
+            await self._start(spec, message.host, message.port)
 
-    def _validate(self, message: protocol.Message) -> str | None:
-        if not _printable_ascii(message["run_id"], 64):
+    def _validate(self, message: RunCommand) -> str | None:
+        if not _printable_ascii(message.run_id, 64):
             return "run_id must be 1..64 printable ASCII characters"
-        if not protocol.valid_token(message["token"]):
+        if not protocol.valid_token(message.token):
             return "token must be 32 lower-case hex digits"
-        if message.type == "start" and not _printable_ascii(message["host"], 253):
-            return "host must be a name or address of 1..253 printable ASCII characters"
-        options = message.get("options") or {}
+        if isinstance(message, Start):
+            start_error = self._validate_start(message)
+            if start_error:
+                return start_error
+        options = message.options or {}
         unknown = set(options) - RUN_OPTIONS
         if unknown:
             return f"unknown run option(s): {', '.join(sorted(unknown))}"
         max_bytes = options.get("max_bytes")
         if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool)
-                                      or not message["streams"] <= max_bytes <= 2**62):
+                                      or not message.streams <= max_bytes <= 2**62):
             return "max_bytes must be an integer of at least one byte per stream"
         probe_port = options.get("probe_port")
         if probe_port is not None and (not isinstance(probe_port, int) or not 0 < probe_port < 65536):
@@ -318,30 +372,38 @@ class ControlSession:
         mss = options.get("mss")
         if mss is not None and (not isinstance(mss, int) or isinstance(mss, bool) or not 536 <= mss <= 65495):
             return "mss must be an integer 536..65495"
-        method = options.get("send_method", "auto")
-        if message.type == "start" and method != "auto" and method not in dataplane.SEND_METHODS:
-            return (f"send method {method!r} is not available here "
-                    f"(have: {', '.join(dataplane.SEND_METHODS)})")
-        if message.type == "start" and not 0 < message["port"] < 65536:
-            return "port must be 1..65535"
         try:
-            duration, interval = float(message["duration"]), float(message["interval"])
+            duration, interval = float(message.duration), float(message.interval)
         except OverflowError:
             return "duration and interval must be ordinary numbers of seconds"
-        return self.agent.check_limits(message["streams"], duration, interval, options.get("rate_bps"))
+        return self.agent.check_limits(message.streams, duration, interval, options.get("rate_bps"))
+
+    @staticmethod
+    def _validate_start(message: Start) -> str | None:
+        if not _printable_ascii(message.host, 253):
+            return "host must be a name or address of 1..253 printable ASCII characters"
+        method = (message.options or {}).get("send_method", "auto")
+        if method != "auto" and method not in dataplane.SEND_METHODS:
+            return (f"send method {method!r} is not available here "
+                    f"(have: {', '.join(dataplane.SEND_METHODS)})")
+        if not 0 < message.port < 65536:
+            return "port must be 1..65535"
+        return None
 
     async def _arm(self, spec: RunSpec) -> None:
         run = ReceiverRun(spec, self._report, self.agent.facts(), self.agent.config.bind,
                           self.agent.config.data_ports, self.agent.config.allow_peers)
+        self._claim(run)
         try:
             port = run.listen()
             probe_port = await run.start_probe_responder()
         except OSError as exc:
+            self._unclaim(run)
             run.close()
-            await self._send("error", code="data_port", message=str(exc), run_id=spec.run_id)
+            await self._send(Error(ErrorCode.DATA_PORT, str(exc), spec.run_id))
             return
-        self._hold(run)
-        await self._send("armed", run_id=spec.run_id, port=port, probe_port=probe_port)
+        self._announce(run)
+        await self._send(Armed(spec.run_id, port, probe_port))
         self.run_task = asyncio.ensure_future(self._execute(run))
 
     async def _start(self, spec: RunSpec, host: str, port: int) -> None:
@@ -349,14 +411,23 @@ class ControlSession:
         if limit and not spec.options.get("rate_bps"):
             spec.options["rate_bps"] = limit  # runs that ask for no rate are capped at the agent's limit
         run = SenderRun(spec, self._report, self.agent.facts(), host, port, self.agent.config.allow_peers)
-        self._hold(run)
-        await self._send("started", run_id=spec.run_id)
+        self._claim(run)
+        self._announce(run)
+        await self._send(Started(spec.run_id))
         self.run_task = asyncio.ensure_future(self._execute(run))
 
-    def _hold(self, run: Any) -> None:
+    def _claim(self, run: Any) -> None:
+        """Take the run slot in the same step as the busy check (no await between them): another session's
+        arm or start, handled while this one awaits its probe responder, must find the agent busy."""
         self.run = run
-        self.held_runs.add(run.spec.run_id)
         self.agent.runs[run.spec.run_id] = (self.peer, run)
+
+    def _unclaim(self, run: Any) -> None:
+        self.run = None
+        self.agent.runs.pop(run.spec.run_id, None)
+
+    def _announce(self, run: Any) -> None:
+        self.held_runs.add(run.spec.run_id)
         log.info("run %s: %s for %s, %d streams, %.1f s", run.spec.run_id, run.role, self.peer,
                  run.spec.streams, run.spec.duration)
         self.agent.emit("run_started", run_id=run.spec.run_id, role=run.role, run=run)
@@ -364,42 +435,67 @@ class ControlSession:
     async def _execute(self, run: Any) -> None:
         started = time.monotonic()
         try:
-            data = await run.run()
+            data = await self._run_with_heartbeats(run)
             self.agent.remember(run.spec.run_id, run.role, run.peer)
             self.agent.emit("run_finished", run_id=run.spec.run_id, role=run.role, peer=run.peer, data=data)
-            await self._send("result", run_id=run.spec.run_id, role=run.role, data=data)
+            await self._send(Result(run.spec.run_id, run.role, data))
             log.info("run %s finished after %.1f s%s", run.spec.run_id, time.monotonic() - started,
                      f" with error: {data['error']}" if data.get("error") else "")
         except Exception as exc:  # noqa: BLE001 - report and free the slot whatever happened
             log.exception("run %s failed", run.spec.run_id)
             with contextlib.suppress(Exception):
-                await self._send("error", code="run_failed", message=f"run failed on this agent: {exc!r}"[:500],
-                                 run_id=run.spec.run_id)
+                await self._send(Error(ErrorCode.RUN_FAILED, f"run failed on this agent: {exc!r}"[:500],
+                                       run.spec.run_id))
         finally:
             run.close()  # whatever happened: no stream thread or socket outlives its run
             self.agent.runs.pop(run.spec.run_id, None)
             self.run = None
             self.run_task = None
 
-    async def _report(self, kind: str, fields: dict[str, Any]) -> None:
-        await self._send(kind, **fields)
+    async def _run_with_heartbeats(self, run: Any) -> dict[str, Any]:
+        """The run, with this session's heartbeat task alive exactly as long as it (ended before the result)."""
+        heartbeats = asyncio.ensure_future(self._heartbeats(run.spec.run_id))
+        try:
+            return dict(await run.run())
+        finally:
+            await _cancel_and_wait(heartbeats)
 
-    async def _send(self, kind: str, **fields: Any) -> None:
+    async def _heartbeats(self, run_id: str) -> None:
+        """A heartbeat whenever nothing went to the orchestrator for HEARTBEAT_S (a run draining or auditing
+        its interfaces says nothing for seconds; the orchestrator must not take it for a silent agent)."""
+        loop = asyncio.get_running_loop()
+        while self.conn.state is protocol.State.READY and not self.writer.is_closing():
+            quiet = loop.time() - self._last_sent
+            if quiet >= contract.HEARTBEAT_S:
+                await self._send(Heartbeat(run_id))
+                quiet = 0.0
+            await asyncio.sleep(contract.HEARTBEAT_S - quiet)
+
+    async def _report(self, kind: str, fields: dict[str, Any]) -> None:
+        """The runs' report callback (runs.Report): their reports become typed messages here."""
+        await self._send(messages.build(kind, fields))
+
+    async def _send(self, message: Message) -> None:
         if self.conn.state is not protocol.State.READY:
             return
-        await self._write(self.conn.send(kind, **fields))
+        self.conn.send(message)
+        await self._flush()
 
-    async def _write(self, data: bytes) -> None:
-        if not data or self.writer.is_closing():
-            return
-        self.writer.write(data)
-        try:
-            await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT_S)
-        except (asyncio.TimeoutError, ConnectionError):
-            log.warning("orchestrator %s stopped reading; closing its session", self.peer)
-            if self.run is not None:
-                self.run.abort(f"orchestrator {self.peer} went away")
-            self.writer.close()
+    async def _flush(self) -> None:
+        """The session's only write path: whatever the connection queued, in order."""
+        async with self._write_lock:
+            data = self.conn.data_to_send()
+            if not data or self.writer.is_closing():
+                return
+            self.writer.write(data)
+            self._last_sent = asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT_S)
+            except (asyncio.TimeoutError, ConnectionError):
+                log.warning("orchestrator %s stopped reading; closing its session", self.peer)
+                if self.run is not None:
+                    self.run.abort(f"orchestrator {self.peer} went away")
+                self.writer.close()
 
     async def close(self) -> None:
         if self.run is not None:

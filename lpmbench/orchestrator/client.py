@@ -10,13 +10,15 @@ from typing import Any
 
 from lpmbench.orchestrator.endpoint import Endpoint
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol import messages
 from lpmbench.protocol.contract import CONTROL_CONNECT_TIMEOUT_S, REPLY_TIMEOUT_S
+from lpmbench.protocol.messages import Bye, ErrorCode, Message
 
 
 class PairError(Exception):
     """A run could not start: unreachable agent, bad key, busy agent. ``host`` names the agent."""
 
-    def __init__(self, host: str, message: str, code: str = "error") -> None:
+    def __init__(self, host: str, message: str, code: ErrorCode) -> None:
         super().__init__(f"{host}: {message}")
         self.host = host
         self.message = message
@@ -24,13 +26,17 @@ class PairError(Exception):
 
 
 class AgentClient:
-    """One authenticated control connection to an agent, over the sans-I/O protocol."""
+    """One authenticated control connection to an agent, over the sans-I/O protocol.
+
+    Every byte to the agent goes through :meth:`_flush`, which writes what the connection queued.
+    """
 
     def __init__(self, endpoint: Endpoint, key: bytes | None, allow_insecure: bool = False,
                  tls: ssl.SSLContext | None = None) -> None:
         self.endpoint = endpoint
         self.tls = tls
-        self.conn = protocol.Connection(protocol.Role.CLIENT, key, allow_insecure=allow_insecure)
+        self.conn = protocol.Connection(protocol.Role.CLIENT, key, allow_insecure=allow_insecure,
+                                        peer_name=endpoint.label)
         self.facts: dict[str, Any] = {}
         self.address: str | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -45,33 +51,39 @@ class AgentClient:
                 CONTROL_CONNECT_TIMEOUT_S)
         except asyncio.TimeoutError:
             raise PairError(host, f"no answer within {CONTROL_CONNECT_TIMEOUT_S:.0f} s; is the agent running and "
-                                  f"the control port open?", "unreachable") from None
+                                  f"the control port open?", ErrorCode.UNREACHABLE) from None
         except ssl.SSLError as exc:
             raise PairError(host, f"TLS handshake failed ({exc.reason or exc}); check --tls-ca and the agent's "
-                                  f"certificate", "tls") from None
+                                  f"certificate", ErrorCode.TLS) from None
         except (OSError, socket.gaierror) as exc:
             raise PairError(host, f"cannot connect ({exc.strerror or exc}); start 'lpmbench agent' there "
-                                  f"or check the host and port", "unreachable") from None
+                                  f"or check the host and port", ErrorCode.UNREACHABLE) from None
         self.address = str(self._writer.get_extra_info("peername")[0])
         await self._flush()
         event = await self._next_event(CONTROL_CONNECT_TIMEOUT_S)
         if isinstance(event, protocol.Failure):
-            raise PairError(host, event.message, "auth" if event.code == "auth" else event.code)
+            raise PairError(host, self._handshake_failure_text(event), event.code)
         if not isinstance(event, protocol.Authenticated):
-            raise PairError(host, f"unexpected {event!r} during the handshake", "protocol")
+            raise PairError(host, f"unexpected {event!r} during the handshake", ErrorCode.PROTOCOL)
         self.facts = dict(event.peer)
 
-    async def send(self, kind: str, **fields: Any) -> None:
-        assert self._writer is not None
-        self._writer.write(self.conn.send(kind, **fields))
-        with contextlib.suppress(OSError, asyncio.TimeoutError):  # a dead agent shows up in the next read
-            await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
+    def _handshake_failure_text(self, failure: protocol.Failure) -> str:
+        if failure.code is ErrorCode.EOF and self.tls is None:
+            # An agent with TLS on its control port hangs up on a plain-text hello without a word.
+            return (f"the agent closed the connection during the handshake ({failure.message}); if it serves "
+                    f"TLS on its control port (agent --tls-cert), pass --tls-ca")
+        return failure.message
 
-    async def next_message(self, timeout: float) -> protocol.Message | protocol.Failure:
+    async def send(self, message: Message | str, **fields: Any) -> None:
+        """Send one command: a typed message, or its wire name and fields (``send("abort", run_id=...)``)."""
+        self.conn.send(message if isinstance(message, Message) else messages.build(message, fields))
+        await self._flush()
+
+    async def next_message(self, timeout: float) -> Message | protocol.Failure:
         event = await self._next_event(timeout)
         if isinstance(event, protocol.Closed):
-            return protocol.Failure("closed", "the agent closed the control connection")
-        assert isinstance(event, (protocol.Message, protocol.Failure))
+            return protocol.Failure(ErrorCode.CLOSED, "the agent closed the control connection")
+        assert isinstance(event, (Message, protocol.Failure))
         return event
 
     async def _next_event(self, timeout: float) -> protocol.Event:
@@ -85,20 +97,22 @@ class AgentClient:
                 return event
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
+                return protocol.Failure(ErrorCode.TIMEOUT, f"no message for {timeout:.0f} s")
             try:
                 data = await asyncio.wait_for(self._reader.read(65536), remaining)
             except asyncio.TimeoutError:
-                return protocol.Failure("timeout", f"no message for {timeout:.0f} s")
+                return protocol.Failure(ErrorCode.TIMEOUT, f"no message for {timeout:.0f} s")
             except OSError as exc:  # reset, unreachable, TLS errors (ssl.SSLError is an OSError)
-                return protocol.Failure("closed", f"control connection lost ({exc})")
+                return protocol.Failure(ErrorCode.CLOSED, f"control connection lost ({exc})")
             self.conn.receive_data(data)
 
     async def _flush(self) -> None:
+        """The client's only write path: whatever the connection queued (handshake, commands, error frames)."""
         data = self.conn.data_to_send()
         if data and self._writer is not None and not self._writer.is_closing():
             self._writer.write(data)
-            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+            # A dead agent shows up in the next read; an agent that stopped reading, at the next reply timeout.
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
                 await asyncio.wait_for(self._writer.drain(), REPLY_TIMEOUT_S)
 
     async def close(self) -> None:
@@ -106,7 +120,8 @@ class AgentClient:
             return
         if self.conn.state is protocol.State.READY:
             with contextlib.suppress(Exception):
-                await self.send("bye")
+                await self.send(Bye())
         self._writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), 2)
+

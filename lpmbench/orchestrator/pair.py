@@ -13,7 +13,7 @@ import dataclasses
 import secrets
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, Union
 
 from lpmbench.analysis import results
 from lpmbench.orchestrator.client import AgentClient, PairError
@@ -21,6 +21,20 @@ from lpmbench.orchestrator.endpoint import Endpoint
 from lpmbench.protocol import connection as protocol
 from lpmbench.protocol import contract
 from lpmbench.protocol.contract import DEFAULT_STREAMS, REPLY_TIMEOUT_S
+from lpmbench.protocol.messages import (
+    Abort,
+    Arm,
+    Armed,
+    Busy,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    Interval,
+    Result,
+    Start,
+    Started,
+    Summary,
+)
 
 
 @dataclass
@@ -44,6 +58,7 @@ class PairConfig:
 
 
 IntervalCallback = Callable[[dict[str, Any]], None]
+Reply = TypeVar("Reply", Armed, Started)
 
 
 async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = None) -> dict[str, Any]:
@@ -113,14 +128,15 @@ class _Run:
                 "duration": self.config.duration, "interval": self.config.interval}
 
     async def execute(self) -> dict[str, Any]:
-        armed = await self._request(self.receiver, "arm", "armed", options=self._receiver_options())
+        armed = await self._request(self.receiver, Arm(**self._spec(), options=self._receiver_options()), Armed)
         started_at = results.utc_now()
         data_host = self.config.data_host or self.config.receiver.host
         options = self._sender_options()
-        if armed.get("probe_port"):
-            options["probe_port"] = armed["probe_port"]
+        if armed.probe_port:
+            options["probe_port"] = armed.probe_port
         try:
-            await self._request(self.sender, "start", "started", host=data_host, port=armed["port"], options=options)
+            await self._request(self.sender, Start(**self._spec(), host=data_host, port=armed.port, options=options),
+                                Started)
         except PairError:
             await self._abort(self.receiver, "sender could not start")
             raise
@@ -135,7 +151,7 @@ class _Run:
         for client in (self.sender, self.receiver) if self.config.send_summary else ():
             if client.conn.state is protocol.State.READY:
                 with contextlib.suppress(Exception):
-                    await client.send("summary", run_id=self.run_id, data=summary)
+                    await client.send(Summary(self.run_id, summary))
         return result
 
     def _receiver_options(self) -> dict[str, Any]:
@@ -145,18 +161,18 @@ class _Run:
         return {k: v for k, v in self.config.options.items()
                 if k in ("send_method", "rate_bps", "mss", "max_bytes")}
 
-    async def _request(self, client: AgentClient, kind: str, expect: str, **extra: Any) -> protocol.Message:
-        await client.send(kind, **self._spec(), **extra)
+    async def _request(self, client: AgentClient, command: Union[Arm, Start], expect: type[Reply]) -> Reply:
+        await client.send(command)
         reply = await client.next_message(REPLY_TIMEOUT_S)
         host = client.endpoint.label
         if isinstance(reply, protocol.Failure):
-            raise PairError(host, f"{reply.message} while waiting for {expect!r}", reply.code)
-        if reply.type == "busy":
-            raise PairError(host, f"{reply['message']}; try again when it is done", "busy")
-        if reply.type == "error":
-            raise PairError(host, f"refused the run: {reply['message']}", reply["code"])
-        if reply.type != expect:
-            raise PairError(host, f"answered {reply.type!r} instead of {expect!r}", "protocol")
+            raise PairError(host, f"{reply.message} while waiting for {expect.type!r}", reply.code)
+        if isinstance(reply, Busy):
+            raise PairError(host, f"{reply.message}; try again when it is done", ErrorCode.BUSY)
+        if isinstance(reply, Error):
+            raise PairError(host, f"refused the run: {reply.message}", reply.code)
+        if not isinstance(reply, expect):
+            raise PairError(host, f"answered {reply.type!r} instead of {expect.type!r}", ErrorCode.PROTOCOL)
         return reply
 
     async def _collect(self) -> None:
@@ -191,22 +207,25 @@ class _Run:
             if remaining <= 0:
                 self.errors.append(f"{role} {host}: no result by the run's deadline")
                 return
+            # Any message, a heartbeat included, is a sign of life: the next wait gets a fresh silence window.
             message = await client.next_message(min(silence if heard else startup, remaining))
             heard = True
             if isinstance(message, protocol.Failure):
-                what = "went silent" if message.code == "timeout" else "failed"
+                what = "went silent" if message.code is ErrorCode.TIMEOUT else "failed"
                 self.errors.append(f"{role} {host} {what} during the run: {message.message}")
                 return
-            if message.type == "interval" and message["run_id"] == self.run_id:
-                self.merger.add(role, message.fields)
-            elif message.type == "result" and message["run_id"] == self.run_id:
-                self.final[role] = message["data"]
+            if isinstance(message, Heartbeat):
+                continue
+            if isinstance(message, Interval) and message.run_id == self.run_id:
+                self.merger.add(role, message.to_fields())
+            elif isinstance(message, Result) and message.run_id == self.run_id:
+                self.final[role] = message.data
                 return
-            elif message.type == "error":
-                self.errors.append(f"{role} {host}: {message['message']}")
+            elif isinstance(message, Error):
+                self.errors.append(f"{role} {host}: {message.message}")
                 return
 
     async def _abort(self, client: AgentClient, reason: str) -> None:
         if client.conn.state is protocol.State.READY:
             with contextlib.suppress(Exception):
-                await client.send("abort", run_id=self.run_id, reason=reason)
+                await client.send(Abort(self.run_id, reason))

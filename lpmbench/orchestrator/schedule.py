@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pair
 from lpmbench.protocol.contract import DEFAULT_STREAMS
+from lpmbench.protocol.messages import ErrorCode
 
 log = logging.getLogger("lpmbench.schedule")
 
@@ -142,7 +143,7 @@ class Scheduler:
         try:
             result = await asyncio.wait_for(run_pair(config), self.duration + RUN_SLACK_S)
         except PairError as exc:
-            if exc.code == "busy":
+            if exc.code is ErrorCode.BUSY:
                 log.info("scheduled run to %s skipped: %s", target, exc)
                 return "skipped_busy"
             log.warning("scheduled run to %s could not start: %s", target, exc)

@@ -1,0 +1,308 @@
+"""The control messages: one frozen dataclass per message type, whose fields and type hints ARE the wire schema.
+
+A field's type hint says what JSON it takes: ``int`` (never a bool: JSON true is not a stream count), ``float``
+(any finite number, ints included), ``str``, ``bool``, ``dict[...]`` (an object), ``list[...]`` (an array),
+a ``str`` enum (one of its values), and ``Optional[X]`` (default None) for a field that may be left out. The
+schema (:data:`SCHEMAS`) is derived from the dataclasses, so the two cannot disagree.
+
+Decoding a frame gives the typed message or raises ValueError with a message fit for the peer; an unknown
+type, an unknown, missing or ill-typed field is refused. Sending validates our own messages the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional, TypeVar
+
+from lpmbench.protocol.framing import MAX_FRAME, ProtocolError, encode_frame, parse_object
+
+
+class ErrorCode(str, enum.Enum):
+    """Why a connection, a request or a run failed. On the wire (``error`` frames) it is the value string."""
+
+    # The protocol itself: framing, handshake, timing.
+    EOF = "eof"  # the peer hung up; never sent (nobody is left to read it)
+    FRAME_SIZE = "frame_size"
+    BAD_MESSAGE = "bad_message"
+    OUT_OF_ORDER = "out_of_order"
+    VERSION = "version"
+    AUTH = "auth"
+    TIMEOUT = "timeout"
+    # An agent refusing an orchestrator, a request, or failing a run.
+    NOT_ALLOWED = "not_allowed"
+    BAD_REQUEST = "bad_request"
+    DATA_PORT = "data_port"
+    RUN_FAILED = "run_failed"
+    # What an orchestrator concludes on its side (never sent in an error frame by an agent).
+    BUSY = "busy"  # the agent answered ``busy``
+    UNREACHABLE = "unreachable"
+    TLS = "tls"
+    CLOSED = "closed"  # the control connection was lost (a reset) or had already ended
+    PROTOCOL = "protocol"  # the agent answered something the orchestrator did not ask for
+
+    def __str__(self) -> str:  # the wire string in messages and logs, on every Python version
+        return self.value
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a message on the wire."""
+
+    name: str
+    types: tuple[type, ...]  # the JSON value's Python types; ``float`` fields take ints too
+    required: bool
+    choices: Optional[frozenset[str]] = None  # an enum field: the values it takes
+    enum: Optional[type[enum.Enum]] = None
+
+    def check(self, kind: str, value: Any) -> None:
+        if isinstance(value, bool) and bool not in self.types or not isinstance(value, self.types):
+            raise ValueError(f"field {self.name!r} of {kind!r} must be {'/'.join(t.__name__ for t in self.types)}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"field {self.name!r} of {kind!r} must be one of: {', '.join(sorted(self.choices))}")
+
+
+_WIRE_TYPES: dict[Any, tuple[type, ...]] = {
+    int: (int,), float: (int, float), str: (str,), bool: (bool,), dict: (dict,), list: (list,)}
+
+
+def _field_spec(name: str, hint: Any, has_default: bool) -> FieldSpec:
+    if typing.get_origin(hint) is typing.Union:
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if not has_default:
+            raise TypeError(f"optional field {name!r} needs a default of None")
+    base = typing.get_origin(hint) or hint
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return FieldSpec(name, (str,), not has_default, frozenset(str(m.value) for m in base), base)
+    return FieldSpec(name, _WIRE_TYPES[base], not has_default)
+
+
+M = TypeVar("M", bound="Message")
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of every control message. ``type`` is the message's name on the wire."""
+
+    type: ClassVar[str] = ""
+    SCHEMA: ClassVar[dict[str, FieldSpec]] = {}
+
+    def to_fields(self) -> dict[str, Any]:
+        """The wire fields: optional fields left at None are left out; enums become their value string."""
+        out = {}
+        for spec in self.SCHEMA.values():
+            value = getattr(self, spec.name)
+            if value is not None:
+                out[spec.name] = value.value if isinstance(value, enum.Enum) else value
+        return out
+
+    @classmethod
+    def from_fields(cls: type[M], fields: dict[str, Any]) -> M:
+        """The message from its wire fields (without ``type``); ValueError names what is wrong."""
+        check_fields(cls, fields)
+        values = {name: cls.SCHEMA[name].enum(value) if cls.SCHEMA[name].enum else value  # type: ignore[misc]
+                  for name, value in fields.items()}
+        return cls(**values)
+
+    def __getitem__(self, name: str) -> Any:
+        """A field by its wire name (``armed["port"]``), for callers that read one field by name."""
+        if name not in self.SCHEMA:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+def check_fields(cls: type[Message], fields: dict[str, Any]) -> None:
+    """Every field known and well typed, none missing: else ValueError (the same text for peer and us)."""
+    for name, value in fields.items():
+        spec = cls.SCHEMA.get(name)
+        if spec is None:
+            raise ValueError(f"unknown field {name[:40]!r} in {cls.type!r}")
+        spec.check(cls.type, value)
+    missing = [name for name, spec in cls.SCHEMA.items() if spec.required and name not in fields]
+    if missing:
+        raise ValueError(f"{cls.type!r} lacks field(s) {', '.join(missing)}")
+
+
+KINDS: dict[str, type[Message]] = {}
+
+
+def _message(kind: str) -> Any:
+    """Register a message dataclass under its wire name and derive its schema from its fields."""
+
+    def register(cls: type[Message]) -> type[Message]:
+        hints = typing.get_type_hints(cls)
+        cls.type = kind
+        cls.SCHEMA = {f.name: _field_spec(f.name, hints[f.name], f.default is not dataclasses.MISSING)
+                      for f in dataclasses.fields(cls)}
+        KINDS[kind] = cls
+        return cls
+
+    return register
+
+
+# --- Handshake (see connection.py for the exchange) ---------------------------------------------------------
+
+@_message("hello")
+@dataclass(frozen=True)
+class Hello(Message):
+    version: int
+    nonce: str
+    auth: str
+    mac: Optional[str] = None  # the agent's proof of the key over the client's nonce
+
+
+@_message("auth")
+@dataclass(frozen=True)
+class Auth(Message):
+    mac: str
+
+
+@_message("ready")
+@dataclass(frozen=True)
+class Ready(Message):
+    agent: dict[str, Any]  # facts about the agent (hostname, os, version, data plane ...)
+
+
+# --- Orchestrator -> agent -----------------------------------------------------------------------------------
+
+@_message("arm")
+@dataclass(frozen=True)
+class Arm(Message):
+    run_id: str
+    token: str
+    streams: int
+    duration: float
+    interval: float
+    options: Optional[dict[str, Any]] = None
+
+
+@_message("start")
+@dataclass(frozen=True)
+class Start(Message):
+    run_id: str
+    token: str
+    host: str
+    port: int
+    streams: int
+    duration: float
+    interval: float
+    options: Optional[dict[str, Any]] = None
+
+
+@_message("abort")
+@dataclass(frozen=True)
+class Abort(Message):
+    run_id: str
+    reason: Optional[str] = None
+
+
+@_message("summary")
+@dataclass(frozen=True)
+class Summary(Message):
+    """After a run the orchestrator tells both agents what it concluded, so their metrics carry the verdict."""
+
+    run_id: str
+    data: dict[str, Any]
+
+
+# --- Agent -> orchestrator -----------------------------------------------------------------------------------
+
+@_message("armed")
+@dataclass(frozen=True)
+class Armed(Message):
+    run_id: str
+    port: int
+    probe_port: Optional[int] = None
+
+
+@_message("started")
+@dataclass(frozen=True)
+class Started(Message):
+    run_id: str
+
+
+@_message("interval")
+@dataclass(frozen=True)
+class Interval(Message):
+    run_id: str
+    index: int
+    t: float
+    streams: list[Any]
+    extra: Optional[dict[str, Any]] = None
+
+
+@_message("heartbeat")
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    """A running agent that sent nothing for contract.HEARTBEAT_S (draining, auditing) is still there."""
+
+    run_id: str
+
+
+@_message("result")
+@dataclass(frozen=True)
+class Result(Message):
+    run_id: str
+    role: str
+    data: dict[str, Any]
+
+
+@_message("busy")
+@dataclass(frozen=True)
+class Busy(Message):
+    run_id: str
+    message: str
+
+
+# --- Either side -------------------------------------------------------------------------------------------
+
+@_message("error")
+@dataclass(frozen=True)
+class Error(Message):
+    code: ErrorCode
+    message: str
+    run_id: Optional[str] = None
+
+
+@_message("bye")
+@dataclass(frozen=True)
+class Bye(Message):
+    pass
+
+
+SCHEMAS: dict[str, dict[str, FieldSpec]] = {kind: cls.SCHEMA for kind, cls in KINDS.items()}
+
+
+def decode_body(body: bytes) -> Message:
+    """Parse and type-check one frame body. Raises ValueError with a message fit for the peer."""
+    obj = parse_object(body)
+    kind = obj.pop("type", None)
+    if not isinstance(kind, str):
+        raise ValueError("message has no string 'type'")
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown message type {kind[:40]!r}")
+    return cls.from_fields(obj)
+
+
+def encode_message(message: Message, limit: int = MAX_FRAME) -> bytes:
+    """One frame holding ``message``, checked against its schema first; ProtocolError if it breaks it."""
+    fields = message.to_fields()
+    try:
+        check_fields(type(message), fields)
+        return encode_frame({"type": message.type, **fields}, limit)
+    except (ValueError, TypeError) as exc:  # TypeError: a value JSON cannot hold; ValueError: NaN, infinity
+        raise ProtocolError(f"cannot send {message.type!r}: {exc}") from exc
+
+
+def build(kind: str, fields: dict[str, Any]) -> Message:
+    """Our own message from its wire name and fields (the agent's run reports come so); ProtocolError if bad."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise ProtocolError(f"no message type {kind!r}")
+    try:
+        return cls.from_fields(dict(fields))
+    except ValueError as exc:
+        raise ProtocolError(f"cannot send {kind!r}: {exc}") from exc
