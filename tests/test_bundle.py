@@ -16,6 +16,7 @@ of a venv installed from the bundle, without psutil, built once per session.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -69,7 +70,8 @@ def build_bundle(out_dir: Path) -> Path:
     assert built.returncode == 0, f"the builder failed (it needs PyPI):\n{built.stderr[-3000:]}"
     tarball = Path(built.stdout.strip().splitlines()[-1])
     with tarfile.open(tarball) as archive:
-        archive.extractall(out_dir / "unpacked")
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # 3.9.17+, 3.11.4+
+        archive.extractall(out_dir / "unpacked", **safe)
     (bundle,) = (out_dir / "unpacked").iterdir()
     return bundle
 
@@ -223,6 +225,29 @@ def imports_psutil(venv: Path) -> bool:
 
 
 # -- the tests ------------------------------------------------------------------------------------------
+def load_builder():
+    spec = importlib.util.spec_from_file_location("build_bundle", BUILDER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("line", "extras", "on_aix"), [
+    ("psutil>=5.9; sys_platform != 'aix'", (), False),
+    ("uvloop>=0.17; sys_platform == 'linux' or sys_platform == 'darwin'", (), False),
+    ("colorama; platform_system == 'Windows'", (), False),
+    ("exceptiongroup>=1; python_version < '3.11'", (), True),  # what pip on a 3.11+ host leaves out
+    ("typer>=0.12", (), True),
+    ("pytest; extra == 'test'", (), False),
+    ("pytest; extra == 'test'", ("test",), True),
+])
+def test_builder_judges_each_dependency_as_cpython_39_on_aix_would(line, extras, on_aix):
+    builder = load_builder()
+    requirement = builder.Requirement(line)
+    assert builder.needed(requirement, builder.aix_environment("3.9"), frozenset(extras)) is on_aix
+
+
 def test_bundle_holds_only_pure_wheels_each_pinned_by_its_hash(bundle: Path):
     wheels = sorted((bundle / "wheels").glob("*.whl"))
     names = {w.name.split("-")[0].lower() for w in wheels}

@@ -58,8 +58,8 @@ PSUTIL_SOURCE = "psutil>=5.9,!=7.1.0"
 COMPILED_SUFFIXES = (".so", ".pyd", ".sl", ".a", ".dll", ".dylib")
 # Left out of the copy the lpmbench wheel is built from: build/ and *.egg-info keep files a build no longer
 # makes (setuptools never prunes build/lib), and an in-place C build must not come along.
-NOT_SOURCE = (".git", "build", "dist", "*.egg-info", "__pycache__", "*.so", "*.pyd", ".pytest_cache",
-              ".ruff_cache", ".hypothesis", ".venv", "venv", ".tox")
+NOT_SOURCE_AT_TOP = {".git", "build", "dist", ".pytest_cache", ".ruff_cache", ".hypothesis", ".venv", "venv", ".tox"}
+NOT_SOURCE_ANYWHERE = shutil.ignore_patterns("*.egg-info", "__pycache__", "*.so", "*.pyd")
 
 
 class BundleError(Exception):
@@ -91,7 +91,12 @@ def run_pip(subcommand: str, *args: str, env: dict[str, str] | None = None) -> N
 def build_lpmbench_wheel(source: Path, workdir: Path) -> Path:
     """A pure wheel (LPMBENCH_NO_EXTENSIONS=1) built from a clean copy of the source tree."""
     copy = workdir / "source"
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+
+    def not_source(directory: str, names: list[str]) -> set[str]:
+        top = {n for n in names if n in NOT_SOURCE_AT_TOP} if Path(directory) == source else set()
+        return top | set(NOT_SOURCE_ANYWHERE(directory, names))
+
+    shutil.copytree(source, copy, ignore=not_source)
     out = workdir / "lpmbench-wheel"
     run_pip("wheel", "--no-deps", "-w", str(out), str(copy), env={**os.environ, "LPMBENCH_NO_EXTENSIONS": "1"})
     wheels = list(out.glob("lpmbench-*.whl"))
