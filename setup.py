@@ -6,7 +6,8 @@ The build is loud about what it produced:
 
 * the C build, when the compiler and the Python headers are there;
 * a pure-Python build when ``LPMBENCH_NO_EXTENSIONS=1`` is set at install time, or on platforms the
-  C twin does not target (non-CPython interpreters, Windows);
+  C twin does not target (non-CPython interpreters, Windows); it lists no extension, so its wheel is
+  ``py3-none-any`` and installs on any platform (the VIOS bundle, deploy/vios, relies on that);
 * otherwise a failed compile fails the install, naming what is missing, because a silent fallback
   would quietly measure a slower data plane.
 """
@@ -22,6 +23,7 @@ import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 NO_EXTENSIONS_VARIABLE = "LPMBENCH_NO_EXTENSIONS"
 EXTENSION = Extension(
@@ -69,12 +71,9 @@ class LoudBuildExt(build_ext):
 
     def run(self) -> None:
         reason = _pure_build_reason()
-        if reason is not None:
-            _say(f"PURE-PYTHON build ({reason}); the data plane will be lpmbench.dataplane._python")
+        if reason is not None:  # reached by an explicit `setup.py build_ext`: a pure build has no extension
             self.extensions = []
-            _remove_stale_builds(os.path.join(self.build_lib, "lpmbench", "dataplane"))
-            if self.inplace:
-                _remove_stale_builds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpmbench", "dataplane"))
+            _announce_pure_build(reason, self.build_lib, in_tree=self.inplace)
             return
         _say(f"building the C data plane with {_compiler_description()}")
         try:
@@ -117,4 +116,28 @@ def _compiler_description() -> str:
     return " ".join(shlex.quote(part) for part in command.split())
 
 
-setup(ext_modules=[EXTENSION], cmdclass={"build_ext": LoudBuildExt})
+class LoudBuildPy(build_py):
+    """Says so in a pure build, where build_ext does not run at all (there is no extension to build)."""
+
+    def run(self) -> None:
+        reason = _pure_build_reason()
+        if reason is not None:
+            _announce_pure_build(reason, self.build_lib, in_tree=bool(getattr(self, "editable_mode", False)))
+        super().run()
+
+
+def _announce_pure_build(reason: str, build_lib: str, in_tree: bool) -> None:
+    _say(f"PURE-PYTHON build ({reason}); the data plane will be lpmbench.dataplane._python")
+    _remove_stale_builds(os.path.join(build_lib, "lpmbench", "dataplane"))
+    if in_tree:  # an editable or in-place install imports from the source tree
+        _remove_stale_builds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpmbench", "dataplane"))
+
+
+def _extensions() -> list[Extension]:
+    """None in a pure build: setuptools tags a wheel for this interpreter and platform as soon as the
+    distribution lists an extension, even one build_ext then skips, and a pure wheel must be py3-none-any
+    to install on AIX from a bundle built on Linux (deploy/vios)."""
+    return [] if _pure_build_reason() is not None else [EXTENSION]
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": LoudBuildExt, "build_py": LoudBuildPy})

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lpmbench.agent import runs
 from lpmbench.agent.server import Agent, AgentConfig
-from lpmbench.metrics.collector import MetricsServer, MetricsState, NicWatcher, build_registry
+from lpmbench.metrics.collector import NO_PSUTIL_NOTE, MetricsServer, MetricsState, NicWatcher, build_registry
 from lpmbench.orchestrator.pair import Endpoint, PairConfig, run_pair
 
 KEY = b"m" * 32
+REPO = Path(__file__).resolve().parent.parent
 SENDER, RECEIVER = "127.0.0.1", "127.0.0.2"
 
 
@@ -247,3 +251,54 @@ def test_agent_command_names_a_taken_metrics_port_and_metrics_port_0_turns_it_of
             off.terminate()
             _, off_err = off.communicate(timeout=10)
     assert "metrics on" not in off_err and off.returncode == 0
+
+
+# What a VIOS without psutil runs: the real collector and /metrics server, psutil made unimportable
+# (None in sys.modules makes `import psutil` raise ImportError). Printed back as JSON for the test to judge.
+SCRAPE_SCRIPT = r"""
+import json, logging, sys, urllib.request
+if sys.argv[1] == "without":
+    sys.modules["psutil"] = None
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+from lpmbench.metrics.collector import MetricsServer, MetricsState, NicWatcher, build_registry
+
+state = MetricsState()
+state.expect_scheduled(["127.0.0.2"])
+state("run_finished", {"run_id": "r1", "role": "receiver", "peer": "127.0.0.2",
+                       "data": {"streams": [{"id": 0, "bytes": 100}], "elapsed_s": 1.0}})
+registry = build_registry(state, {"version": "t", "dataplane": "python", "event_loop": "asyncio"}, {},
+                          NicWatcher("127.0.0.1"))
+server = MetricsServer(registry, "127.0.0.1", 0)
+server.start()
+try:
+    texts = [urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+             for _ in range(2)]
+finally:
+    server.stop()
+print(json.dumps({"texts": texts, "psutil": sys.modules.get("psutil") is not None}))
+"""
+
+
+@pytest.mark.parametrize("psutil_state", ["without", "with"])
+def test_metrics_serve_without_psutil_and_say_once_what_is_missing(psutil_state):
+    """Without psutil the NIC families are empty and the log says why, once; the rest is served as with it."""
+    proc = subprocess.run([sys.executable, "-c", SCRAPE_SCRIPT, psutil_state], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["psutil"] is (psutil_state == "with")
+    for text in report["texts"]:
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        assert samples[("lpmbench_received_bytes_total", (("peer", "127.0.0.2"),))] == 100
+        assert samples[("lpmbench_runs_total", (("outcome", "ok"), ("role", "receiver")))] == 1
+        assert samples[("lpmbench_build_info", (("dataplane", "python"), ("event_loop", "asyncio"),
+                                                ("version", "t")))] == 1
+        routes = {labels for name, labels in samples if name == "lpmbench_peer_interface_info"}
+        mtus = {labels for name, labels in samples if name == "lpmbench_nic_mtu_bytes"}
+        if psutil_state == "with":
+            assert routes == {(("interface", "lo"), ("peer", "127.0.0.2"))} and mtus == {(("interface", "lo"),)}
+        else:
+            assert routes == set() and mtus == set(), "no NIC facts are invented without psutil"
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count(NO_PSUTIL_NOTE) == (1 if psutil_state == "without" else 0), proc.stderr

@@ -6,6 +6,9 @@ counters and last-run records. :class:`AgentCollector` turns that state, the run
 it in a fresh ``CollectorRegistry``. :class:`MetricsServer` serves ``/metrics`` from its own threads, so a
 scrape answers even while the event loop and the data-plane threads are saturating a link.
 
+psutil is optional (PyPI has no AIX build of it, docs/vios.md): without it the NIC families are left out,
+which the agent logs once, and every other family is served.
+
 Naming follows https://prometheus.io/docs/practices/naming/: base units (bytes, seconds, ratios 0..1),
 ``_total`` on counters. Rates are in bytes per second because that page says to use bytes even where bits
 are more common; dashboards multiply by 8. Link speed follows node_exporter's ``node_network_speed_bytes``.
@@ -28,13 +31,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-import psutil
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lpmbench.analysis.units import finite_or_none
 from lpmbench.metrics.http import DEFAULT_METRICS_PORT, MetricsServer  # noqa: F401 - part of this module's API
+
+try:
+    import psutil
+except ImportError:  # a VIOS without the AIX Toolbox's psutil (PyPI has no AIX wheel): no NIC facts
+    psutil = None
 
 log = logging.getLogger("lpmbench.metrics")
 
@@ -46,7 +53,9 @@ RUN_OUTCOMES = ("ok", "error", "aborted")
 VERDICTS = ("pass", "warn", "fail")
 SCHEDULED_OUTCOMES = ("ok", "partial", "error", "skipped_busy")
 ROUTE_CACHE_S = 300.0  # how long the interface that reaches a peer is trusted before it is looked up again
-
+NO_PSUTIL_NOTE = ("metrics: psutil is not installed, so the NIC metrics (lpmbench_nic_speed_bytes, "
+                  "lpmbench_nic_mtu_bytes, lpmbench_peer_interface_info) are left out; the others are served. "
+                  "Install psutil to get them (VIOS: see docs/vios.md)")
 
 
 def _label(text: Any) -> str:
@@ -296,13 +305,16 @@ class NicWatcher:
     """Which interface reaches each peer, and that interface's speed and MTU (psutil; Linux and AIX).
 
     The route is found the portable way: the kernel picks a source address for a connected UDP socket
-    (connect sends nothing), and the interface that owns that address carries the traffic.
+    (connect sends nothing), and the interface that owns that address carries the traffic. Without psutil
+    it knows nothing, and says why once, when it is made (as the agent starts).
     """
 
     def __init__(self, bind: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._bind = bind
         self._clock = clock
         self._routes: dict[str, tuple[float, str | None]] = {}
+        if psutil is None:
+            log.warning(NO_PSUTIL_NOTE)
 
     def interface_for(self, peer: str) -> str | None:
         cached = self._routes.get(peer)
@@ -316,6 +328,8 @@ class NicWatcher:
 
     def collect(self, peers: Iterable[str]) -> tuple[dict[str, str], dict[str, NicFacts]]:
         """({peer: interface}, {interface: facts}) for the peers' interfaces and the bind address's."""
+        if psutil is None:
+            return {}, {}
         routes = {peer: name for peer in peers if (name := self.interface_for(peer)) is not None}
         names = set(routes.values())
         if self._bind and self._bind not in ("0.0.0.0", "::"):
