@@ -44,10 +44,6 @@ BUILDER = REPO / "deploy" / "vios" / "build_bundle.py"
 BUILD_TIMEOUT_S = 300  # two pip downloads and a wheel build against PyPI
 INSTALL_TIMEOUT_S = 180  # psutil's C build included
 PSUTIL_CPU_NOTE = "psutil is not installed: CPU figures unknown"
-# Until lpmbench/platform imports psutil only where it has it (CpuMeter then reports unknown CPU figures with
-# a note), no lpmbench command starts without psutil: the tests that need one xfail, naming exactly that cause.
-PENDING_PLATFORM_CHANGE = ("lpmbench/platform still imports psutil unconditionally, so lpmbench cannot start "
-                           "without it (the CpuMeter change is pending)")
 
 
 # -- finding Python 3.9, building and installing the bundle ----------------------------------------------
@@ -126,20 +122,16 @@ def bundle_install(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subp
 def bundle_venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The hook for later tests: the python of a venv installed from the bundle offline, with no psutil.
 
-    Built and installed once per session; xfails while the platform change above is pending.
+    Built and installed once per session.
     """
     prefix, installed = bundle_install(tmp_path_factory)
-    assert_installed_or_pending(installed)
-    if installed.returncode != 0:
-        pytest.xfail(PENDING_PLATFORM_CHANGE)
+    assert_installed(installed)
     return prefix / "bin" / "python"
 
 
-def assert_installed_or_pending(installed: subprocess.CompletedProcess) -> None:
-    """install.sh succeeded, or failed only at its last check because lpmbench/platform needs psutil."""
+def assert_installed(installed: subprocess.CompletedProcess) -> None:
     output = installed.stdout + installed.stderr
-    pending = "No module named 'psutil'" in output and "lpmbench/platform/__init__.py" in output
-    assert installed.returncode == 0 or pending, f"install.sh failed:\n{output[-3000:]}"
+    assert installed.returncode == 0, f"install.sh failed:\n{output[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -268,14 +260,12 @@ def test_bundle_holds_only_pure_wheels_each_pinned_by_its_hash(bundle: Path):
 
 def test_install_is_offline_needs_no_compiler_and_no_psutil(tmp_path_factory):
     prefix, installed = bundle_install(tmp_path_factory)
-    assert_installed_or_pending(installed)
+    assert_installed(installed)
     assert "Successfully installed" in installed.stdout
     assert "Downloading" not in installed.stdout and "Building wheel" not in installed.stdout
     assert venv_python_version(prefix) == "(3, 9)"
     assert not imports_psutil(prefix), "this venv stands for a VIOS without psutil"
     assert not list(prefix.glob("lib/python3.9/site-packages/lpmbench/**/*.so")), "the installed lpmbench is pure"
-    if installed.returncode != 0:
-        pytest.xfail(PENDING_PLATFORM_CHANGE)
     assert "data plane: python" in installed.stdout and "psutil: no" in installed.stdout
 
 

@@ -11,7 +11,10 @@ import socket
 import sys
 from typing import Any
 
-import psutil
+try:
+    import psutil
+except ImportError:  # AIX: PyPI has no psutil wheel and the VIOS may lack the Toolbox's (docs/vios.md)
+    psutil = None
 
 from lpmbench.platform import tcpinfo
 
@@ -32,6 +35,10 @@ __all__ = ["tcpinfo", "hostname", "os_description", "CpuMeter", "InterfaceAudit"
            "interface_facts", "counters_snapshot", "tcp_system_counters"]
 
 
+NO_PSUTIL_CPU_NOTE = ("psutil is not installed: CPU figures unknown (install it: the AIX Toolbox's psutil, "
+                      "or 'sh install.sh --build-psutil' from the VIOS bundle; see docs/vios.md)")
+
+
 def hostname() -> str:
     return socket.gethostname()
 
@@ -44,17 +51,21 @@ class CpuMeter:
     """
 
     def __init__(self) -> None:
-        self._process = psutil.Process()
+        self._process = psutil.Process() if psutil is not None else None
         self._cpu_start: float | None = None
         self._host_start: Any = None
 
     def start(self) -> None:
+        if self._process is None:
+            return
         self._host_start = psutil.cpu_times()
         times = self._process.cpu_times()
         self._cpu_start = times.user + times.system
 
-    def stop(self) -> dict[str, float | None]:
+    def stop(self) -> dict[str, Any]:
         """The figures since start(); None when the run ended before it started moving data."""
+        if self._process is None:
+            return {"cpu_percent": None, "process_cpu_s": None, "cpu_note": NO_PSUTIL_CPU_NOTE}
         if self._cpu_start is None:
             return {"cpu_percent": None, "process_cpu_s": None}
         times = self._process.cpu_times()

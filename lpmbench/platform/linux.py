@@ -141,7 +141,10 @@ def route_interface(peer_address: str) -> str | None:
 def _route_interface_by_source(peer_address: str) -> str | None:
     """Without iproute2: the kernel picks a source address for a connected UDP socket (nothing
     is sent); the interface that owns that address is the one the route uses."""
-    import psutil  # deferred: only this fallback needs it
+    try:
+        import psutil  # deferred: only this fallback needs it
+    except ImportError:  # a host without psutil: no fallback, the route stays unknown
+        return None
 
     bare = peer_address.split("%", 1)[0]
     family = socket.AF_INET6 if ipaddress.ip_address(bare).version == 6 else socket.AF_INET
