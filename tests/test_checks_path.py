@@ -11,6 +11,7 @@ from test_checks import ROW_ARGS, assert_row, row
 from lpmbench.analysis import wire
 from lpmbench.analysis.checks import FAIL, PASS, UNKNOWN, WARN, path
 
+NO_DF = "this platform cannot set don't-fragment on IPv4 UDP"
 LOOPBACK = {"interfaces": {"sender": {"name": "lo"}, "receiver": {"name": "lo"}}}
 
 
@@ -58,6 +59,19 @@ ROWS = [
     row(path.jumbo_check, mtus(9000, 9000, 9000, mss=1448), WARN, ("MSS 1448", "clamps"), ("MSS clamping",),
         id="jumbo-mss-clamped"),
     row(path.jumbo_check, mtus(9000, 9000, 9000, mss=8948), PASS, ("9000-byte jumbo", "MSS 8948"), id="jumbo-pass"),
+    # A platform that cannot probe (AIX): the interfaces and TCP's own evidence, never a PASS from the interfaces.
+    row(path.jumbo_check, mtus(None, 9000, 9000, probe_unsupported=NO_DF), UNKNOWN, ("no TCP evidence", NO_DF),
+        ("run longer",), id="no-probe-no-evidence"),
+    row(path.jumbo_check, {**mtus(None, 9000, 9000, probe_unsupported=NO_DF), "stalled": True}, FAIL,
+        ("stalled", "black hole", NO_DF), ("every switch port", "jumbo_frames=no"), id="no-probe-stall-black-hole"),
+    row(path.jumbo_check, mtus(9000, 9000, 9000, mss=8948, probe_unsupported=NO_DF, mtu_source="tcp evidence"),
+        PASS, ("TCP evidence", "MSS 8948", "9000-byte"), id="no-probe-tcp-evidence-pass"),
+    row(path.jumbo_check, mtus(None, 9000, 1500, probe_unsupported=NO_DF), WARN, ("disagree", NO_DF),
+        ("same MTU",), id="no-probe-mtu-disagreement"),
+    row(path.jumbo_check, mtus(None, 1500, 1500, probe_unsupported=NO_DF), WARN, ("standard frames only",),
+        ("jumbo_frames=yes",), id="no-probe-standard-frames"),
+    row(path.jumbo_check, mtus(None, None, 9000, probe_unsupported=NO_DF), UNKNOWN, ("not known",),
+        id="no-probe-no-interface-mtu"),
     row(path.jumbo_check, mtus(9000, 9000, 9000, mss=8928), PASS, ("MSS 8928",), id="jumbo-pass-ipv6-mss"),
     row(path.jumbo_check, mtus(9000, 9000, 9000), PASS, ("9000-byte jumbo",), absent=("MSS",),
         id="jumbo-pass-mss-unknown"),
@@ -185,7 +199,30 @@ def test_path_facts_keep_the_address_the_streams_used():
     sender = {"interface": {"name": "en4", "mtu": 9000}, "address": "fd00::2",
               "path_probe": {"mtu": 9000, "complete": True, "error": None, "elapsed_s": 0.4}}
     facts = wire.path_facts(sender, {"interface": {"name": "en6", "mtu": 9000}})
-    assert facts == {"mtu": 9000, "probe_complete": True, "probe_error": None, "probe_elapsed_s": 0.4,
+    assert facts == {"mtu": 9000, "mtu_source": "udp probe", "probe_complete": True, "probe_error": None,
+                     "probe_elapsed_s": 0.4, "probe_unsupported": None,
                      "sender_interface": "en4", "receiver_interface": "en6", "sender_mtu": 9000,
                      "receiver_mtu": 9000, "data_address": "fd00::2"}
     assert wire.path_facts({"address": ["not", "an", "address"]}, {})["data_address"] is None
+
+
+def evidence(stalled: bool = False, mss: int = 8948, moved_segments: int = 200, partial: bool = False,
+             unsupported: str | None = NO_DF, sender_mtu: int = 9000) -> dict[str, Any]:
+    return {"path": {"mtu": None, "probe_unsupported": unsupported, "sender_mtu": sender_mtu, "receiver_mtu": 9000},
+            "streams": [{"id": i, "mss": mss, "bytes": moved_segments * mss} for i in range(2)],
+            "stalled": stalled, "partial": partial}
+
+
+@pytest.mark.parametrize("result, mtu", [
+    (evidence(), 9000),
+    (evidence(stalled=True), None),  # a black hole stalls the streams: the path MTU stays unknown
+    (evidence(moved_segments=50), None),  # too few full-size segments to prove anything
+    (evidence(mss=1448), None),  # the segments were not full-size for these interfaces
+    (evidence(partial=True), None),
+    (evidence(unsupported=None), None),  # the probe could run: its answer (here none) stands
+    (evidence(sender_mtu=1500), 1500),  # full-size for the smaller end
+], ids=["evidence", "stalled", "too-little-data", "small-mss", "partial", "probe-supported", "mixed-mtu"])
+def test_tcp_evidence_sets_the_path_mtu_only_when_full_size_segments_crossed(result, mtu):
+    wire.apply_tcp_evidence(result)
+    assert result["path"]["mtu"] == mtu
+    assert result["path"].get("mtu_source") == ("tcp evidence" if mtu else None)

@@ -25,12 +25,14 @@ pytestmark = pytest.mark.lab
 
 
 @contextlib.contextmanager
-def lab_agents(lab: Lab) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
-    """An agent on each lab host (a sends, b receives), with a throwaway key."""
+def lab_agents(lab: Lab, personality: str | None = None) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
+    """An agent on each lab host (a sends, b receives), with a throwaway key; ``personality="aix"`` runs both
+    as on a VIOS (lpmbench.lab.aix)."""
     with tempfile.TemporaryDirectory(prefix="lpmbench-lab-") as tmp:
         key_path = os.path.join(tmp, "key")
         keys.write_key(key_path, keys.generate_key())
-        agents = [AgentProcess(lab.address(host), key_path, Path(tmp), netns=lab.netns(host)) for host in "ab"]
+        agents = [AgentProcess(lab.address(host), key_path, Path(tmp), netns=lab.netns(host), personality=personality)
+                  for host in "ab"]
         try:
             a, b = (agent.wait_ready() for agent in agents)
             yield a.endpoint, b.endpoint, keys.load_key(key_path)
@@ -39,9 +41,10 @@ def lab_agents(lab: Lab) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
                 agent.stop()
 
 
-def run_in_lab(lab: Lab, duration: float = 3.0, streams: int = 4, jumbo_compare: bool = False) -> tuple[dict, float]:
+def run_in_lab(lab: Lab, duration: float = 3.0, streams: int = 4, jumbo_compare: bool = False,
+               personality: str | None = None) -> tuple[dict, float]:
     """Run pair from host a (the orchestrator sits on the sending MSP); returns (result, seconds taken)."""
-    with lab_agents(lab) as (a, b, key):
+    with lab_agents(lab, personality) as (a, b, key):
         config = PairConfig(sender=a, receiver=b, key=key, streams=streams, duration=duration, interval=0.5)
         run = (lambda: run_with_jumbo_compare([config])) if jumbo_compare else (lambda: run_pair(config))
         started = time.monotonic()

@@ -59,7 +59,8 @@ def _probe(value: Any) -> dict[str, Any] | None:
         return None
     return {"mtu": value["mtu"] if isinstance(value.get("mtu"), int) else None,
             "complete": value.get("complete") is True, "error": str(value["error"]) if value.get("error") else None,
-            "elapsed_s": _num(value.get("elapsed_s"))}
+            "elapsed_s": _num(value.get("elapsed_s")),
+            "unsupported": str(value["unsupported"])[:300] if value.get("unsupported") else None}
 
 
 def _sanitized(report: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -226,6 +227,7 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
         "agent_lost": agent_lost,
         "error": "; ".join(errors) if errors else ("a final report is missing" if partial else None),
     }
+    wire.apply_tcp_evidence(result)
     result["wire_limit_bps"] = wire.wire_limit_bps(result)
     result["efficiency"] = (result["goodput_bps"] / result["wire_limit_bps"]) if result["wire_limit_bps"] else None
     return finalize(result)

@@ -32,11 +32,37 @@ def path_facts(sender_result: dict[str, Any], receiver_result: dict[str, Any]) -
     tx, rx = sender_result.get("interface") or {}, receiver_result.get("interface") or {}
     probe = sender_result.get("path_probe") or {}
     data_address = sender_result.get("address")  # the receiver address the sender resolved and connected to
-    return {"mtu": probe.get("mtu"), "probe_complete": probe.get("complete"), "probe_error": probe.get("error"),
-            "probe_elapsed_s": probe.get("elapsed_s"),
+    return {"mtu": probe.get("mtu"), "mtu_source": "udp probe" if probe.get("mtu") else None,
+            "probe_complete": probe.get("complete"), "probe_error": probe.get("error"),
+            "probe_elapsed_s": probe.get("elapsed_s"), "probe_unsupported": probe.get("unsupported"),
             "sender_interface": tx.get("name"), "receiver_interface": rx.get("name"),
             "sender_mtu": tx.get("mtu"), "receiver_mtu": rx.get("mtu"),
             "data_address": data_address if isinstance(data_address, str) else None}
+
+
+# TCP evidence that the path carries the interfaces' MTU: every stream moved at least this many full-size
+# segments, beyond TCP's initial window (10 segments), and nothing stalled.
+TCP_EVIDENCE_SEGMENTS = 100
+MSS_HEADROOM = 100  # IP + TCP headers and options take at most this much of the MTU (IPv6 + timestamps: 72)
+
+
+def apply_tcp_evidence(result: dict[str, Any]) -> None:
+    """Where the UDP probe cannot run (a platform without don't-fragment on UDP, e.g. AIX), take the path MTU
+    from what TCP did: full-size segments that crossed for a whole run without a stall prove the path carries
+    the interfaces' MTU. A black hole drops exactly those segments and stalls the streams, so this evidence
+    sees it (the path MTU then stays unknown, never the interface MTU)."""
+    path = result.get("path") or {}
+    if path.get("mtu") is not None or not path.get("probe_unsupported") or result.get("stalled"):
+        return
+    mtus = [m for m in (path.get("sender_mtu"), path.get("receiver_mtu")) if isinstance(m, int)]
+    streams = result.get("streams") or []
+    mss = [s.get("mss") for s in streams]
+    if len(mtus) < 2 or not streams or not all(isinstance(m, int) and m > 0 for m in mss):
+        return
+    full_size = min(mss) >= min(mtus) - MSS_HEADROOM
+    moved = all((s.get("bytes") or 0) >= TCP_EVIDENCE_SEGMENTS * s["mss"] for s in streams)
+    if full_size and moved and not result.get("partial"):
+        path["mtu"], path["mtu_source"] = min(mtus), "tcp evidence"
 
 
 def slowest_link_mbps(result: dict[str, Any]) -> int | None:

@@ -64,11 +64,22 @@ def decode(raw: bytes) -> dict[str, int]:
 
 
 def read(sock: socket.socket) -> dict[str, Any] | None:
-    """TCP_INFO of ``sock``, or None where the platform has none (AIX) or the socket is closed."""
+    """TCP_INFO of ``sock``; where the platform has none (AIX), only ``snd_mss`` from TCP_MAXSEG (the MSS is
+    what the jumbo check's TCP evidence needs); None when neither can be read or the socket is closed."""
     if not AVAILABLE:
-        return None
+        return _maxseg_only(sock)
     try:
         raw = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, TCP_INFO_LEN)
     except OSError:
         return None
     return decode(raw)
+
+
+def _maxseg_only(sock: socket.socket) -> dict[str, Any] | None:
+    if not capabilities.HAS_TCP_MAXSEG:
+        return None
+    try:
+        mss = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    except OSError:
+        return None
+    return {"snd_mss": mss} if mss > 0 else None

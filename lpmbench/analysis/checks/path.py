@@ -22,6 +22,8 @@ def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
     probed, tx_mtu, rx_mtu = path.get("mtu"), path.get("sender_mtu"), path.get("receiver_mtu")
     if on_loopback(result):
         return check(name, UNKNOWN, "both agents on one host (loopback): there is no switch path to judge")
+    if probed is None and path.get("probe_unsupported"):
+        return _without_probe(name, result, path)
     if probed is None or tx_mtu is None or rx_mtu is None:
         return check(name, UNKNOWN, f"path MTU not measured ({path.get('probe_error') or 'no probe result'})",
                      "make sure UDP to the receiver's data port range is allowed, then run again")
@@ -31,7 +33,8 @@ def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
         return check(name, WARN, f"the MSPs disagree on the MTU ({tx_mtu} vs {rx_mtu}); the path passes {probed}",
                      "set the same MTU on both MSPs (VIOS: jumbo_frames=yes on both adapters and SEAs)")
     if probed >= JUMBO_MTU:
-        return _jumbo_path(name, probed, [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)])
+        mss = [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)]
+        return _jumbo_path(name, probed, mss, path.get("mtu_source") == "tcp evidence")
     frames = "standard frames only" if probed <= STANDARD_MTU else f"frames of at most {probed} bytes, below jumbo size"
     return check(name, WARN, f"{frames} (path MTU {probed}); jumbo frames raise LPM throughput and cut CPU per GB "
                              f"moved",
@@ -61,14 +64,45 @@ def _path_below_interfaces(name: str, path: dict[str, Any]) -> dict[str, str]:
                  f"let ICMP 'fragmentation needed' through so TCP can adapt, or lower both MSPs to {probed} ({lower})")
 
 
-def _jumbo_path(name: str, probed: int, mss: list[int]) -> dict[str, str]:
+def _jumbo_path(name: str, probed: int, mss: list[int], from_tcp: bool = False) -> dict[str, str]:
     """The path passes jumbo frames: did the streams use them? (MSS unknown without TCP_INFO: not judged.)"""
     if mss and min(mss) < JUMBO_MTU - 100:
         return check(name, WARN, f"the path passes {probed}-byte packets but the streams used MSS {min(mss)}: "
                                  f"something clamps the MSS (a firewall or tcp_mssdflt)",
                      "remove the MSS clamping on the path so LPM uses the jumbo frames")
+    if from_tcp:
+        return check(name, PASS, f"the streams' full-size segments (MSS {min(mss)}) crossed the path for the whole "
+                                 f"run without a stall: it carries {probed}-byte jumbo frames end to end (TCP "
+                                 f"evidence; this platform cannot run the UDP path probe)")
     used = f"; the streams used MSS {min(mss)}" if mss else ""
     return check(name, PASS, f"the path passes {probed}-byte jumbo frames end to end{used}")
+
+
+def _without_probe(name: str, result: dict[str, Any], path: dict[str, Any]) -> dict[str, str]:
+    """The platform cannot probe (no don't-fragment on UDP, e.g. AIX): judge from the interfaces and from TCP.
+
+    Never PASS here: the path MTU is set from TCP evidence before the checks run when the evidence holds."""
+    tx_mtu, rx_mtu = path.get("sender_mtu"), path.get("receiver_mtu")
+    reason = path["probe_unsupported"]
+    if tx_mtu is None or rx_mtu is None:
+        return check(name, UNKNOWN, f"path MTU not measured: {reason}; the interface MTUs are not known either")
+    if tx_mtu != rx_mtu:
+        return check(name, WARN, f"the MSPs disagree on the MTU ({tx_mtu} vs {rx_mtu}); {reason}",
+                     "set the same MTU on both MSPs (VIOS: jumbo_frames=yes on both adapters and SEAs)")
+    if tx_mtu <= STANDARD_MTU:
+        return check(name, WARN, f"standard frames only (both MSPs at MTU {tx_mtu}); jumbo frames raise LPM "
+                                 f"throughput and cut CPU per GB moved",
+                     "enable jumbo frames on both MSPs (VIOS: chdev -dev entX -attr jumbo_frames=yes on the physical "
+                     "adapter and the SEA) and on every switch port between them, then run with --jumbo-compare")
+    if result.get("stalled"):
+        return check(name, FAIL, f"both MSPs send {tx_mtu}-byte frames and the streams stalled once full-size "
+                                 f"segments flowed: the signature of a switch port or VLAN that drops jumbo frames "
+                                 f"(black hole); {reason} to confirm the size",
+                     f"enable jumbo frames (MTU {tx_mtu} or more) on every switch port and VLAN between the MSPs, "
+                     f"or set both MSPs to 1500 (VIOS: chdev -dev entX -attr jumbo_frames=no on the adapter and SEA)")
+    return check(name, UNKNOWN, f"path MTU not measured: {reason}, and the run gave no TCP evidence (every stream "
+                                f"moving full-size segments for the whole run, with its MSS known)",
+                 "run longer (e.g. --duration 10) so the streams' full-size segments prove the path")
 
 
 def _stall_mtu_cause(path: dict[str, Any]) -> str:
