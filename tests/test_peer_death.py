@@ -119,7 +119,12 @@ def test_frozen_agent_is_declared_silent_and_both_recover(
     """SIGSTOP: the agent's sockets stay open but nothing answers, like a hung MSP."""
     sender, receiver = agent_factory("127.0.0.1", "127.0.0.2")
     frozen = sender if victim == "sender" else receiver
-    result, took = run_with_fault(pair_config(sender, receiver, key_file), lambda: frozen.signal(signal.SIGSTOP))
+    try:
+        result, took = run_with_fault(pair_config(sender, receiver, key_file), lambda: frozen.signal(signal.SIGSTOP))
+    except asyncio.TimeoutError:
+        frozen.signal(signal.SIGCONT)
+        pytest.fail(f"run_pair did not return after freezing the {victim}\n--- sender log\n{sender.log_text()}\n"
+                    f"--- receiver log\n{receiver.log_text()}")
     print(f"\nSIGSTOP {victim}: run_pair returned {took:.2f} s after the freeze")
     # Silence is declared after 2*interval + slack; then the other agent drains (DRAIN_GRACE_S) and reports.
     assert took < short_silence + contract.DRAIN_GRACE_S + REPORT_S, f"took {took:.1f} s"
