@@ -21,6 +21,7 @@ from lpmbench import platform as hostinfo
 from lpmbench.agent.runs import ReceiverRun, RunSpec, SenderRun
 from lpmbench.net import eventloop, sockopts
 from lpmbench.net.acl import allowed
+from lpmbench.platform import capabilities
 from lpmbench.protocol import connection as protocol
 from lpmbench.protocol import contract, messages
 from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS
@@ -116,7 +117,8 @@ class Agent:
     def _static_facts(self) -> dict[str, Any]:
         return {"hostname": hostinfo.hostname(), "os": hostinfo.os_description(), "version": __version__,
                 "dataplane": dataplane.IMPLEMENTATION, "dataplane_fallback_reason": dataplane.fallback_reason,
-                "send_methods": list(dataplane.SEND_METHODS), "event_loop": eventloop.current_kind()}
+                "send_methods": list(dataplane.SEND_METHODS), "event_loop": eventloop.current_kind(),
+                "capabilities": capabilities.summary()}
 
     async def start(self) -> None:
         # TLS is done by the server at accept, before the --allow and handshake-cap checks: starting it later
