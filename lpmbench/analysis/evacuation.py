@@ -319,12 +319,15 @@ def _bottleneck(plan: Plan, a: EvacuationAssumptions) -> dict[str, str]:
     live = [s for s in plan.migrations if s.kind == ACTIVE]
     if plan.blocked:
         return {"kind": "state", "detail": "LPM cannot move " + ", ".join(plan.blocked) + " in its current state"}
+    ceiling = a.per_migration_max_bps
+    alone_bps = min(ceiling or math.inf, plan.pool_bps) * a.compression
     stalled = [s for s in live if not s.converges]
     if stalled:
-        return {"kind": "convergence", "detail": ", ".join(
+        return {"kind": "convergence", "detail": "; ".join(
             f"{s.name} dirties {s.dirty_rate_Bps * 8 / 1e9:.2f} Gbit/s of memory, its share is only "
-            f"{s.share_bps * a.compression / 1e9:.2f} Gbit/s" for s in stalled) + ": it never converges while sharing"}
-    ceiling = a.per_migration_max_bps
+            f"{s.share_bps * a.compression / 1e9:.2f} Gbit/s: it never converges while sharing"
+            + (f" (alone it would have {alone_bps / 1e9:.2f} Gbit/s)" if s.dirty_rate_Bps * 8 < alone_bps else
+               f", not even alone ({alone_bps / 1e9:.2f} Gbit/s)") for s in stalled)}
     if ceiling and len(live) > plan.slots and plan.slots * ceiling < plan.pool_bps:
         return {"kind": "concurrency", "detail": f"at most {plan.slots} migrate at once, each at most "
                 f"{ceiling / 1e9:.2f} Gbit/s: they use {plan.slots * ceiling / 1e9:.2f} of "
