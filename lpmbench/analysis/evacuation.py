@@ -217,6 +217,19 @@ def _processor_sharing(
                 remaining[job] -= least
 
 
+def _scheduled(m: Migration, p: Optional[Prediction], timing: Optional[tuple[Optional[float], Optional[float]]],
+               share: float) -> Scheduled:
+    """One row of a plan. Demand paging follows the end of pre-copy; a stopped partition takes no time; a
+    blocked one never starts."""
+    if p is None or timing is None:
+        at = 0.0 if m.kind == INACTIVE else None
+        return Scheduled(m.name, m.kind, m.state, m.memory_bytes, m.dirty_rate_Bps, at, at, 0, True, 0.0, None)
+    start, precopy_end = timing
+    end = None if precopy_end is None else precopy_end + p.demand_paging_seconds
+    return Scheduled(m.name, m.kind, m.state, m.memory_bytes, m.dirty_rate_Bps, start, end, p.passes, p.converges,
+                     share, p)
+
+
 def _schedule(
     migrations: Sequence[Migration], order: Sequence[int], pool: tuple[tuple[MspPair, ...], float, int],
     a: EvacuationAssumptions,
@@ -228,23 +241,18 @@ def _schedule(
         return min(ceiling, pool_bps / in_flight)
 
     live = [i for i in order if migrations[i].kind == ACTIVE]
+    # The worst share: what each gets while every slot is busy (or every partition, when there are fewer).
     share = rate(max(1, min(slots, len(live))))
     predictions = {
         i: predict(migrations[i].memory_bytes, share, migrations[i].dirty_rate_Bps, a.rtt_s, a.compression, a.model)
         for i in live
     }
+    # Pre-copy is measured in seconds at the worst share, so n in flight progress at rate(n) / share >= 1.
     starts, completions = _processor_sharing(
         [predictions[i].precopy_seconds for i in live], slots, lambda in_flight: rate(in_flight) / share
     )
     timing = {i: (starts[k], completions[k]) for k, i in enumerate(live)}
-    scheduled = []
-    for i in order:
-        m, p = migrations[i], predictions.get(i)
-        start, done = timing.get(i, (0.0, 0.0) if m.kind == INACTIVE else (None, None))
-        end = None if done is None else done + (p.demand_paging_seconds if p else 0.0)
-        scheduled.append(Scheduled(m.name, m.kind, m.state, m.memory_bytes, m.dirty_rate_Bps, start,
-                                   end if end is None or math.isfinite(end) else None, p.passes if p else 0,
-                                   p.converges if p else True, share if p else 0.0, p))
+    scheduled = [_scheduled(migrations[i], predictions.get(i), timing.get(i), share) for i in order]
     ends = [s.end_s for s in scheduled if s.kind == ACTIVE]
     total = math.inf if None in ends else max(ends, default=0.0)
     blocked = tuple(m.name for m in migrations if m.kind == BLOCKED)
