@@ -277,8 +277,30 @@ def test_bad_evacuation_options_exit_2(args, needle):
     (["--bandwidth", "1Gbit"], "give --memory"),
     (["--memory", "1GiB", "--bandwidth", "1Gbit", "--window", "600"], "did you mean 600m?"),
     (["--evacuate", "--partitions", "/nonexistent", "--bandwidth", "1Gbit"], "cannot read /nonexistent"),
+    (["--memory", "1GiB", "--bandwidth", "1Gbit", "--source-msps", "a1"], "belong to --evacuate"),
 ])
 def test_plan_modes_do_not_mix(args, needle):
     result = runner.invoke(app, ["plan", *args])
     assert result.exit_code == 2, result.output
     assert needle in result.output
+
+
+def test_a_redundant_run_with_a_dead_pair_is_refused(tmp_path):
+    saved = tmp_path / "redundant.json"
+    saved.write_text(json.dumps({"goodput_bps": 9.4e9, "pairs": [{"goodput_bps": 9.4e9}, {"goodput_bps": 0}]}))
+    result = runner.invoke(app, ["plan", "--evacuate", *FRAME, "--from-run", str(saved)])
+    assert result.exit_code == 2 and "measured no goodput" in result.output
+
+
+def test_sooner_order_and_concurrency_cap_in_the_terminal(tmp_path):
+    lanes = tmp_path / "lanes.csv"
+    lanes.write_text("name,memory,dirty_rate\nsmall1,1GiB,0B/s\nsmall2,1GiB,0B/s\nbig,10GiB,0B/s\n")
+    result = runner.invoke(app, ["plan", "--evacuate", "--partitions", str(lanes), "--bandwidth", "10Gbit",
+                                 "--max-concurrent", "2", "--per-migration-max", "4Gbit"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    # Two lanes of 4 Gbit/s: in the order listed the big one starts after a small one, first it ends 2.1 s sooner.
+    assert "Total: 23.6 s" in result.stdout
+    assert "Sooner in another order (longest pre-copy first): 21.5 s: big, small1, small2" in result.stdout
+    assert "Bottleneck (concurrency): at most 2 migrate at once, each at most 4.00 Gbit/s: they use 8.00 of " \
+           "10.00 Gbit/s" in result.stdout
+    assert "at most 2 per system (--max-concurrent)" in result.stdout

@@ -19,6 +19,7 @@ from lpmbench.cli._common import EXIT_FAIL, EXIT_OK, app, die, err, parse_or_die
 from lpmbench.render import timeline
 
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ORDER_SHOWN = 12  # names of a sooner order printed in the terminal
 
 
 def _read_json(path: str, option: str) -> Any:
@@ -47,14 +48,16 @@ def load_run_pairs(path: str) -> tuple[list[evacuation.MspPair], float]:
     """The MSP pairs a saved ``pair --json`` result measured (each pair of a ``--redundant`` run apart), and
     the RTT in seconds."""
     result = _read_json(path, "--from-run")
-    try:
-        entries = result.get("pairs") or [result]
-        pairs = [evacuation.MspPair(f"{_host(e.get('sender'))}->{_host(e.get('receiver'))}",
-                                    float(e["goodput_bps"])) for e in entries]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        if isinstance(result, dict) and result.get("goodput_bps") == 0:
-            raise die(f"--from-run: {path} measured no goodput; run pair again") from None
-        raise die(f"--from-run: {path} is not an lpmbench pair --json result") from None
+    entries = (result.get("pairs") or [result]) if isinstance(result, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise die(f"--from-run: {path} is not an lpmbench pair --json result")
+    goodputs = [units.finite_or_none(e.get("goodput_bps")) for e in entries]
+    if None in goodputs:
+        raise die(f"--from-run: {path} is not an lpmbench pair --json result")
+    if min(goodputs) <= 0:
+        raise die(f"--from-run: {path} measured no goodput; run pair again")
+    pairs = [evacuation.MspPair(f"{_host(e.get('sender'))}->{_host(e.get('receiver'))}", goodput)
+             for e, goodput in zip(entries, goodputs)]
     return pairs, _mean_rtt_s(result)
 
 
@@ -151,7 +154,8 @@ def plan(
     """Predict a migration: pre-copy passes, convergence, time, and the bandwidth a window needs."""
     window_s = _window_seconds(window)
     if not evacuate:
-        _refuse_evacuation_options(partition_file, states, dirty, from_mesh, html)
+        _refuse_evacuation_options(partition_file, states, dirty, from_mesh, source_msps, target_msps, per_msp,
+                                   per_migration_max, html)
         _plan_one(memory, dirty_rate, bandwidth, from_run, window_s, rtt_ms, compression, json_out)
     if memory is not None:
         raise die("--memory is for one partition; with --evacuate the memory comes from --partitions")
@@ -176,7 +180,8 @@ def plan(
 
 def _refuse_evacuation_options(*given: Any) -> None:
     if any(given):
-        raise die("--partitions, --states, --dirty, --from-mesh and --html belong to --evacuate")
+        raise die("--partitions, --states, --dirty, --from-mesh, --source-msps, --target-msps, --per-msp, "
+                  "--per-migration-max and --html belong to --evacuate")
 
 
 def _plan_one(memory: Optional[str], dirty_rate: Optional[str], bandwidth: Optional[str], from_run: Optional[str],
@@ -312,11 +317,12 @@ def _render_evacuation(doc: dict[str, Any], console: Console) -> None:
     console.print(table)
     for line in _summary_lines(doc):
         console.print(escape(line), highlight=False)
+    limit = doc["assumptions"]["per_system_limit"]
+    source = "IBM's table" if limit == evacuation.PER_SYSTEM_LIMIT else "--max-concurrent"
     console.print(escape("Assumptions: dirty rate " + units.format_byte_rate(doc["inputs"]["dirty_rate_default_Bps"])
                          + (" where none given (ours, not IBM's)" if doc["inputs"]["dirty_rate_default_is_assumption"]
-                            else " where none given") + f"; at most {doc['assumptions']['per_system_limit']} per "
-                         "system (IBM's table); migrations share the pairs fairly, each charged at its share while "
-                         "every slot runs"), style="dim")
+                            else " where none given") + f"; at most {limit} per system ({source}); migrations "
+                         "share the pairs fairly, each charged at its share while every slot runs"), style="dim")
 
 
 def _summary_lines(doc: dict[str, Any]) -> list[str]:
@@ -335,8 +341,11 @@ def _summary_lines(doc: dict[str, Any]) -> list[str]:
         lines.append("Left out, they would slow the rest: " + ", ".join(unused))
     lines.append(f"Bottleneck ({doc['bottleneck']['kind']}): {doc['bottleneck']['detail']}")
     if doc["soonest"]:
+        order = doc["soonest"]["order"]
         lines.append(f"Sooner in another order ({doc['soonest']['order_name']}): "
-                     f"{_time(doc['soonest']['total_seconds'])}: " + ", ".join(doc["soonest"]["order"]))
+                     f"{_time(doc['soonest']['total_seconds'])}: " + ", ".join(order[:_ORDER_SHOWN])
+                     + (f" and {len(order) - _ORDER_SHOWN} more (--json lists them)" if len(order) > _ORDER_SHOWN
+                        else ""))
     for suggestion in doc["suggestions"]:
         fits = {True: " (fits)", False: " (still too long)", None: ""}[suggestion["fits_window"]]
         lines.append(f"Would finish sooner: {suggestion['what']}: {_time(suggestion['total_seconds'])}{fits}"
