@@ -221,7 +221,10 @@ def evidence(stalled: bool = False, mss: int = 8948, moved_segments: int = 200, 
     (evidence(partial=True), None),
     (evidence(unsupported=None), None),  # the probe could run: its answer (here none) stands
     (evidence(sender_mtu=1500), 1500),  # full-size for the smaller end
-], ids=["evidence", "stalled", "too-little-data", "small-mss", "partial", "probe-supported", "mixed-mtu"])
+    ({**evidence(), "streams": [{"id": 0, "mss": None, "bytes": 10**9}]}, None),  # no MSS: no evidence
+    ({**evidence(), "path": {**evidence()["path"], "receiver_mtu": None}}, None),  # an MTU unknown
+], ids=["evidence", "stalled", "too-little-data", "small-mss", "partial", "probe-supported", "mixed-mtu",
+        "mss-unknown", "receiver-mtu-unknown"])
 def test_tcp_evidence_sets_the_path_mtu_only_when_full_size_segments_crossed(result, mtu):
     wire.apply_tcp_evidence(result)
     assert result["path"]["mtu"] == mtu
