@@ -286,3 +286,35 @@ def test_results_say_why_the_c_data_plane_is_not_in_use(run_async, key_file, tmp
     for side in ("sender", "receiver"):
         assert fallback[side]["dataplane"] == "python"
         assert fallback[side]["dataplane_fallback_reason"] == "LPMBENCH_NO_EXTENSIONS is set"
+
+
+def test_receive_discard_is_refused_where_the_platform_has_none(run_async, monkeypatch):
+    """On AIX recv(MSG_TRUNC) does not discard: the agent says so at arm time instead of failing every stream."""
+    from lpmbench.platform import capabilities
+
+    missing = capabilities.Capability(False, "receive discard (MSG_TRUNC) is Linux only")
+    monkeypatch.setattr(capabilities, "HAS_MSG_TRUNC_DISCARD", missing)
+
+    async def main():
+        async with agents() as (ends, _):
+            with pytest.raises(PairError) as info:
+                await run_pair(config(ends, options={"rx_discard": True}))
+            return info.value
+
+    error = run_async(main())
+    assert error.code == "bad_request" and "MSG_TRUNC" in error.message
+
+
+def test_an_agent_cannot_rename_itself_in_the_result(run_async, monkeypatch):
+    """Facts are the agent's say; where the orchestrator connected is its own knowledge and wins."""
+    facts = agent_module.Agent._static_facts
+    monkeypatch.setattr(agent_module.Agent, "_static_facts",
+                        lambda self: {**facts(self), "host": "evil.example", "address": "192.0.2.66"})
+
+    async def main():
+        async with agents() as (ends, _):
+            return await run_pair(config(ends)), ends
+
+    result, ends = run_async(main())
+    assert (result["sender"]["host"], result["receiver"]["host"]) == (ends[0].host, ends[1].host)
+    assert result["sender"]["address"] == "127.0.0.1" and result["receiver"]["address"] == "127.0.0.2"

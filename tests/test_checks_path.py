@@ -62,8 +62,14 @@ ROWS = [
     # A platform that cannot probe (AIX): the interfaces and TCP's own evidence, never a PASS from the interfaces.
     row(path.jumbo_check, mtus(None, 9000, 9000, probe_unsupported=NO_DF), UNKNOWN, ("no TCP evidence", NO_DF),
         ("run longer",), id="no-probe-no-evidence"),
-    row(path.jumbo_check, {**mtus(None, 9000, 9000, probe_unsupported=NO_DF), "stalled": True}, FAIL,
+    row(path.jumbo_check, {**mtus(None, 9000, 9000, probe_unsupported=NO_DF, mss=8948), "stalled": True}, FAIL,
         ("stalled", "black hole", NO_DF), ("every switch port", "jumbo_frames=no"), id="no-probe-stall-black-hole"),
+    row(path.jumbo_check, {**mtus(None, 9000, 9000, probe_unsupported=NO_DF), "stalled": True,
+                           "streams": [{"id": 0, "mss": 8948, "bytes": 2 * 10**9}]}, UNKNOWN,
+        ("not explained by the MTU",), ("stall check",), absent=("black hole",), id="no-probe-stall-after-data"),
+    row(path.jumbo_check, {**mtus(None, 9000, 9000, probe_unsupported=NO_DF), "streams": [
+        {"id": 0, "mss": 1448, "bytes": 10**9}]}, WARN, ("MSS 1448", "limits segments"), ("clamp",),
+        id="no-probe-mss-below-mtu"),
     row(path.jumbo_check, mtus(9000, 9000, 9000, mss=8948, probe_unsupported=NO_DF, mtu_source="tcp evidence"),
         PASS, ("TCP evidence", "MSS 8948", "9000-byte"), id="no-probe-tcp-evidence-pass"),
     row(path.jumbo_check, mtus(None, 9000, 1500, probe_unsupported=NO_DF), WARN, ("disagree", NO_DF),
@@ -220,10 +226,12 @@ def evidence(stalled: bool = False, mss: int = 8948, moved_segments: int = 200, 
     (evidence(mss=1448), None),  # the segments were not full-size for these interfaces
     (evidence(partial=True), None),
     (evidence(unsupported=None), None),  # the probe could run: its answer (here none) stands
-    (evidence(sender_mtu=1500), 1500),  # full-size for the smaller end
+    (evidence(sender_mtu=1500, mss=1448), 1500),  # full-size for the smaller end
+    (evidence(sender_mtu=1500), None),  # MSS 8948 with both MTUs below it: impossible facts prove nothing
     ({**evidence(), "streams": [{"id": 0, "mss": None, "bytes": 10**9}]}, None),  # no MSS: no evidence
     ({**evidence(), "path": {**evidence()["path"], "receiver_mtu": None}}, None),  # an MTU unknown
 ], ids=["evidence", "stalled", "too-little-data", "small-mss", "partial", "probe-supported", "mixed-mtu",
+        "mss-above-mtu",
         "mss-unknown", "receiver-mtu-unknown"])
 def test_tcp_evidence_sets_the_path_mtu_only_when_full_size_segments_crossed(result, mtu):
     wire.apply_tcp_evidence(result)

@@ -304,3 +304,14 @@ def test_sooner_order_and_concurrency_cap_in_the_terminal(tmp_path):
     assert "Bottleneck (concurrency): at most 2 migrate at once, each at most 4.00 Gbit/s: they use 8.00 of " \
            "10.00 Gbit/s" in result.stdout
     assert "at most 2 per system (--max-concurrent)" in result.stdout
+
+
+def test_eight_pairs_plan_without_suggesting_a_ninth_and_nine_are_refused_with_exit_2():
+    eight = ",".join(["10Gbit"] * 8)
+    result = runner.invoke(app, ["plan", "--evacuate", *FRAME, "--bandwidth", eight, "--json"])
+    assert result.exit_code in (0, 1), result.output  # a plan, fitting or not: never a crash
+    doc = json.loads(result.stdout)
+    assert not any("add an MSP pair" in s["what"] for s in doc.get("suggestions", [])), doc.get("suggestions")
+    nine = ",".join(["10Gbit"] * 9)
+    refused = runner.invoke(app, ["plan", "--evacuate", *FRAME, "--bandwidth", nine])
+    assert refused.exit_code == 2 and "one per MSP pair" in refused.output, refused.output

@@ -87,3 +87,21 @@ def test_udp_ports_are_not_shared() -> None:
         port = first.getsockname()[1]
         with pytest.raises(OSError, match="no free UDP port"):
             bind_in_range("127.0.0.1", (port, port), socket.SOCK_DGRAM)
+
+
+def test_an_ipv4_peer_of_a_dual_stack_listener_reads_as_ipv4():
+    """The receiver's interface audit routes the peer's address: ::ffff:a.b.c.d would take the IPv6 route."""
+    import socket
+
+    from lpmbench.agent.streams import peer_address
+
+    with socket.socket(socket.AF_INET6) as listener:
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listener.bind(("::", 0))
+        listener.listen(1)
+        with socket.create_connection(("127.0.0.1", listener.getsockname()[1]), timeout=5) as client:
+            conn, _ = listener.accept()
+            with conn:
+                assert conn.getpeername()[0] == "::ffff:127.0.0.1"
+                assert peer_address(conn) == "127.0.0.1"
+                assert peer_address(client) == "127.0.0.1"

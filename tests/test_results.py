@@ -134,3 +134,10 @@ def test_ill_typed_agent_reports_never_crash_the_orchestrator():
     assert result["interfaces"]["sender"] is None
     assert result["interfaces"]["receiver"]["mtu"] == 9000 and "speed_mbps" not in result["interfaces"]["receiver"]
     assert result["verdict"] in ("pass", "warn", "fail")
+
+
+def test_absurd_numbers_from_an_agent_are_not_measurements():
+    from lpmbench.analysis.results import _num
+
+    assert _num(10**400) is None and _num(float("nan")) is None and _num(True) is None and _num("5") is None
+    assert _num(5) == 5.0

@@ -371,6 +371,8 @@ class ControlSession:
         probe_port = options.get("probe_port")
         if probe_port is not None and (not isinstance(probe_port, int) or not 0 < probe_port < 65536):
             return "probe_port must be 1..65535"
+        if options.get("rx_discard") and not capabilities.HAS_MSG_TRUNC_DISCARD:
+            return f"rx_discard is not available on this agent: {capabilities.HAS_MSG_TRUNC_DISCARD.reason}"
         mss = options.get("mss")
         if mss is not None and (not isinstance(mss, int) or isinstance(mss, bool) or not 536 <= mss <= 65495):
             return "mss must be an integer 536..65495"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import socket
 import threading
 import time
@@ -49,10 +50,18 @@ def describe(exc: BaseException) -> str:
 
 
 def peer_address(sock: socket.socket) -> str | None:
+    """The peer's address; an IPv4 peer of a dual-stack (::) listener as plain IPv4, not ::ffff:a.b.c.d, so
+    the interface audit routes it as IPv4 (a mapped address takes the IPv6 default route, often the
+    management NIC) and metrics label one peer one way."""
     try:
-        return str(sock.getpeername()[0])
+        address = str(sock.getpeername()[0])
     except OSError:
         return None
+    try:
+        mapped = ipaddress.ip_address(address.split("%", 1)[0]).ipv4_mapped  # type: ignore[union-attr]
+    except (ValueError, AttributeError):
+        return address
+    return str(mapped) if mapped is not None else address
 
 
 async def recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:

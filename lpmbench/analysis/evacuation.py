@@ -402,10 +402,11 @@ def _suggestions(migrations: Sequence[Migration], pairs: Sequence[MspPair], a: E
         return []
     found = []
     fastest = max(plan.pairs_used, key=lambda p: p.bandwidth_bps)
-    second = plan_evacuation(migrations, [*pairs, MspPair(f"another pair like {fastest.name}",
-                                                          fastest.bandwidth_bps)], a).total_seconds
-    found.append(_suggestion(f"add an MSP pair like {fastest.name} ({fastest.bandwidth_bps / 1e9:.2f} Gbit/s)",
-                             second, window_s))
+    if len(pairs) < MAX_PAIRS:  # the model plans at most MAX_PAIRS pairs: no "add one" beyond that
+        second = plan_evacuation(migrations, [*pairs, MspPair(f"another pair like {fastest.name}",
+                                                              fastest.bandwidth_bps)], a).total_seconds
+        found.append(_suggestion(f"add an MSP pair like {fastest.name} ({fastest.bandwidth_bps / 1e9:.2f} Gbit/s)",
+                                 second, window_s))
     alone = {i: _alone_first(migrations, pairs, a, i) for i in _alone_candidates(plan, migrations)}
     if alone:
         best = min(alone, key=alone.__getitem__)

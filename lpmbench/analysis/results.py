@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from lpmbench import __version__
 from lpmbench.analysis import checks, lpm, wire
+from lpmbench.analysis.units import finite_or_none
 
 
 def utc_now() -> str:
@@ -20,7 +21,8 @@ def utc_now() -> str:
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number from an agent's report, or None: a 400-digit integer or NaN is not a measurement."""
+    return finite_or_none(value)
 
 
 def _ints(value: Any) -> dict[str, int]:

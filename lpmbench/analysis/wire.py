@@ -43,6 +43,7 @@ def path_facts(sender_result: dict[str, Any], receiver_result: dict[str, Any]) -
 # TCP evidence that the path carries the interfaces' MTU: every stream moved at least this many full-size
 # segments, beyond TCP's initial window (10 segments), and nothing stalled.
 TCP_EVIDENCE_SEGMENTS = 100
+MIN_TCP_IP_HEADERS = 40
 MSS_HEADROOM = 100  # IP + TCP headers and options take at most this much of the MTU (IPv6 + timestamps: 72)
 
 
@@ -59,7 +60,9 @@ def apply_tcp_evidence(result: dict[str, Any]) -> None:
     mss = [s.get("mss") for s in streams]
     if len(mtus) < 2 or not streams or not all(isinstance(m, int) and m > 0 for m in mss):
         return
-    full_size = min(mss) >= min(mtus) - MSS_HEADROOM
+    # Full-size for the smaller end; an MSS above what that end's MTU leaves after the 40 bytes of IPv4 and TCP
+    # headers is not a fact (a broken or hostile report) and proves nothing.
+    full_size = min(mtus) - MSS_HEADROOM <= min(mss) and max(mss) <= min(mtus) - MIN_TCP_IP_HEADERS
     moved = all((s.get("bytes") or 0) >= TCP_EVIDENCE_SEGMENTS * s["mss"] for s in streams)
     if full_size and moved and not result.get("partial"):
         path["mtu"], path["mtu_source"] = min(mtus), "tcp evidence"

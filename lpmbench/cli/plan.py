@@ -168,7 +168,10 @@ def plan(
         per_system_limit=max_concurrent, per_msp_limit=per_msp, per_migration_max_bps=ceiling,
         rtt_s=rtt_ms / 1000 if rtt_ms is not None else measured_rtt, compression=compression)
     migrations, inputs = _migrations(partition_file, states, dirty_rate, dirty)
-    doc = {"mode": "evacuate", **evacuation.assess(migrations, pairs, assumptions, window_s), "inputs": inputs}
+    try:
+        doc = {"mode": "evacuate", **evacuation.assess(migrations, pairs, assumptions, window_s), "inputs": inputs}
+    except ValueError as exc:  # inputs the model refuses (e.g. more MSP pairs than it plans): exit 2, not 1
+        raise die(str(exc)) from None
     if json_out:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:

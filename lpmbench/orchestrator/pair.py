@@ -143,8 +143,9 @@ class _Run:
         await self._collect()
         result = results.build_result(
             config=self.config, run_id=self.run_id, started_at=started_at, merger=self.merger,
-            sender={"host": self.config.sender.host, "address": self.sender.address, **self.sender.facts},
-            receiver={"host": self.config.receiver.host, "address": self.receiver.address, **self.receiver.facts},
+            # The agent's facts first: where the orchestrator connected is its own knowledge, not the agent's say.
+            sender={**self.sender.facts, "host": self.config.sender.host, "address": self.sender.address},
+            receiver={**self.receiver.facts, "host": self.config.receiver.host, "address": self.receiver.address},
             sender_result=self.final.get("sender"), receiver_result=self.final.get("receiver"),
             errors=self.errors)
         summary = results.summary(result)

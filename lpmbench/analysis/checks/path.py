@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
-from lpmbench.analysis.wire import JUMBO_MTU, STANDARD_MTU, on_loopback
+from lpmbench.analysis.wire import JUMBO_MTU, MSS_HEADROOM, STANDARD_MTU, on_loopback
 
+# A black hole lets the handshake and the first small segments through, then nothing full-size: a stream that
+# moved this many full-size segments before stalling crossed the path with them.
+BLACK_HOLE_MAX_SEGMENTS = 10
 LIMITED_WARN_FRACTION = 0.2  # share of busy time a stream spent limited by a window or buffer
 EFFICIENCY_WARN = 0.7  # goodput below 70 % of the wire limit: something other than the wire limits
 
@@ -94,15 +97,35 @@ def _without_probe(name: str, result: dict[str, Any], path: dict[str, Any]) -> d
                                  f"throughput and cut CPU per GB moved",
                      "enable jumbo frames on both MSPs (VIOS: chdev -dev entX -attr jumbo_frames=yes on the physical "
                      "adapter and the SEA) and on every switch port between them, then run with --jumbo-compare")
+    streams = result.get("streams") or []
     if result.get("stalled"):
-        return check(name, FAIL, f"both MSPs send {tx_mtu}-byte frames and the streams stalled once full-size "
-                                 f"segments flowed: the signature of a switch port or VLAN that drops jumbo frames "
-                                 f"(black hole); {reason} to confirm the size",
-                     f"enable jumbo frames (MTU {tx_mtu} or more) on every switch port and VLAN between the MSPs, "
-                     f"or set both MSPs to 1500 (VIOS: chdev -dev entX -attr jumbo_frames=no on the adapter and SEA)")
+        return _stall_without_probe(name, streams, tx_mtu, reason)
+    mss = [s["mss"] for s in streams if isinstance(s.get("mss"), int)]
+    if mss and len(mss) == len(streams) and min(mss) < tx_mtu - MSS_HEADROOM:
+        return check(name, WARN, f"the streams used MSS {min(mss)}, below what the MSPs' MTU {tx_mtu} allows: "
+                                 f"something on the path limits segments (an MSS clamp, or a smaller MTU that TCP "
+                                 f"found by path MTU discovery); {reason} to measure it",
+                     "find the clamp or the smaller MTU between the MSPs (firewall MSS clamping, a router or VLAN "
+                     "at a smaller MTU) so LPM uses the jumbo frames")
     return check(name, UNKNOWN, f"path MTU not measured: {reason}, and the run gave no TCP evidence (every stream "
                                 f"moving full-size segments for the whole run, with its MSS known)",
                  "run longer (e.g. --duration 10) so the streams' full-size segments prove the path")
+
+
+def _stall_without_probe(name: str, streams: list[dict[str, Any]], mtu: int, reason: str) -> dict[str, str]:
+    """A stall right after connecting, with jumbo MTUs, is a black hole's signature: the handshake's small
+    packets cross, full-size segments vanish. A stall after a stream moved plenty of full-size segments is not:
+    the path carried them, and something else stopped (a link, a LAG member, a receiver that stopped reading)."""
+    least = min((s.get("bytes") or 0 for s in streams), default=0)
+    if least < BLACK_HOLE_MAX_SEGMENTS * (mtu - MSS_HEADROOM):
+        return check(name, FAIL, f"both MSPs send {mtu}-byte frames and the streams stalled as soon as full-size "
+                                 f"segments flowed: the signature of a switch port or VLAN that drops jumbo frames "
+                                 f"(black hole); {reason} to confirm the size",
+                     f"enable jumbo frames (MTU {mtu} or more) on every switch port and VLAN between the MSPs, "
+                     f"or set both MSPs to 1500 (VIOS: chdev -dev entX -attr jumbo_frames=no on the adapter and SEA)")
+    return check(name, UNKNOWN, f"the streams stalled after each moved full-size segments, so the path carried "
+                                f"{mtu}-byte frames for a while: the stall is not explained by the MTU; {reason}",
+                 "see the stall check: a link or LAG member that went down, or a receiving MSP that stopped reading")
 
 
 def _stall_mtu_cause(path: dict[str, Any]) -> str:
