@@ -318,3 +318,20 @@ def test_an_agent_cannot_rename_itself_in_the_result(run_async, monkeypatch):
     result, ends = run_async(main())
     assert (result["sender"]["host"], result["receiver"]["host"]) == (ends[0].host, ends[1].host)
     assert result["sender"]["address"] == "127.0.0.1" and result["receiver"]["address"] == "127.0.0.2"
+
+
+def test_control_connections_use_segments_that_cross_a_jumbo_black_hole(run_async):
+    """The agent clamps its control port's MSS: a report larger than a standard segment must still reach an
+    orchestrator across the black hole the run diagnoses (tests/test_lab_aix.py shows the run end to end)."""
+    import socket
+
+    from lpmbench.net import sockopts
+
+    async def main():
+        async with agents() as (ends, _):
+            _, writer = await asyncio.open_connection(ends[1].host, ends[1].port)
+            mss = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+            writer.close()
+            return mss
+
+    assert 0 < run_async(main()) <= sockopts.CONTROL_MSS

@@ -95,7 +95,7 @@ def test_1gb_bottleneck_with_shallow_buffer_behind_fast_sender(make_lab):
     assert checks["retransmit rate"]["status"] in ("warn", "fail"), checks["retransmit rate"]
     assert "flow control" in checks["retransmit rate"]["remedy"]
     assert result["goodput_bps"] < 1.05e9
-    assert result["verdict"] in ("warn", "fail")
+    assert result["verdict"] == checks["retransmit rate"]["status"]  # the retransmits set the verdict
 
 
 def test_random_loss_is_named_by_the_retransmit_rate(make_lab):

@@ -82,7 +82,13 @@ def run_with_fault(config: PairConfig, fault: Callable[[], None]) -> tuple[dict[
                 intervals.set()
 
         task = asyncio.ensure_future(run_pair(config, on_interval))
-        await asyncio.wait_for(intervals.wait(), 10)
+        try:
+            await asyncio.wait_for(intervals.wait(), 10)
+        except asyncio.TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AssertionError("no two interval reports within 10 s: the run never got going, so the fault "
+                                 "was not injected") from None
         fault()
         t0 = time.monotonic()
         result = await asyncio.wait_for(task, 30)

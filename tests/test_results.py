@@ -133,7 +133,9 @@ def test_ill_typed_agent_reports_never_crash_the_orchestrator():
     assert result["retransmits"] is None and result["stalled"] is False
     assert result["interfaces"]["sender"] is None
     assert result["interfaces"]["receiver"]["mtu"] == 9000 and "speed_mbps" not in result["interfaces"]["receiver"]
-    assert result["verdict"] in ("pass", "warn", "fail")
+    # Junk facts are UNKNOWN, never a failure of the network; a missing final result makes the run partial.
+    statuses = {c["name"]: c["status"] for c in result["checks"]}
+    assert statuses["large_send and large_receive on"] == "unknown"
 
 
 def test_absurd_numbers_from_an_agent_are_not_measurements():

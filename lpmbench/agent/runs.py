@@ -35,6 +35,7 @@ RECV_BUFFER_BYTES = 1 << 20
 # A run whose streams get nothing acknowledged for this long (and at least 3 intervals) is stalled: a jumbo
 # black hole (TCP connects with small segments, then full-size ones vanish) or a dead link. It ends with a
 # diagnosis instead of running into the kernel's retransmission timeout.
+ABORTED_DRAIN_S = 0.2  # an aborted sender's wait for the receiver's FIN
 STALL_MIN_S = 3.0
 MAX_PENDING_ADMISSIONS = 64  # data connections waiting to show a token at once; more are closed at once
 PROBE_MTU_CEILING = 9216  # largest jumbo frame commonly configured; loopback's 64 KiB MTU is not a path
@@ -357,17 +358,23 @@ class SenderRun(Run):
             raise ConnectionRefusedError(errno.ECONNREFUSED, "receiver did not accept the stream")
 
     async def _finish_streams(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Half-close every stream, wait for the receiver to drain and close, then read final TCP_INFO."""
+        """Half-close every stream, wait for the receiver to drain and close, then read final TCP_INFO.
+
+        TCP facts are read before the half-close too: where a stack refuses getsockopt on a closing socket (BSD
+        stacks, AIX: unverified) the earlier reading stands. An aborted run does not wait out the drain grace
+        for a peer that may be frozen or gone: its result is what the orchestrator is waiting for."""
+        before = [self._tcp_info(i) for i in range(self.spec.streams)]
         for sock in self._live_sockets():
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
+        grace = ABORTED_DRAIN_S if self._abort_reason else DRAIN_GRACE_S
 
         async def wait_eof(sock: socket.socket) -> None:
             with contextlib.suppress(OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(loop.sock_recv(sock, 4096), DRAIN_GRACE_S)
+                await asyncio.wait_for(loop.sock_recv(sock, 4096), grace)
 
         await asyncio.gather(*(wait_eof(s) for s in self._live_sockets()))
-        self._final_tcp = [self._tcp_info(i) for i in range(self.spec.streams)]
+        self._final_tcp = [self._tcp_info(i) or before[i] for i in range(self.spec.streams)]
         self._close_sockets()
 
     def _stream_results(self) -> list[dict[str, Any]]:

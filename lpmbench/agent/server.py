@@ -128,6 +128,8 @@ class Agent:
                                                   backlog=LISTEN_BACKLOG,
                                                   ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.config.ssl
                                                   else None)
+        for listener in self._server.sockets:  # accepted control connections inherit the clamp (both ways:
+            sockopts.maxseg(listener, sockopts.CONTROL_MSS)  # the SYN-ACK advertises it to the orchestrator)
         self._facts = self._static_facts()
 
     def reload_key(self, key: bytes | None) -> None:

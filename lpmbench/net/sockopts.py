@@ -86,6 +86,12 @@ def pace(sock: socket.socket, bytes_per_second: int) -> bool:
     return True
 
 
+# Control connections clamp their MSS below any path's MTU (IPv6's minimum 1280 less 80 bytes of headers): their
+# traffic is small, and a report must cross the very jumbo black hole the run is diagnosing. Without the clamp a
+# result frame larger than a standard segment vanishes there and the agent reads as "went silent".
+CONTROL_MSS = 1200
+
+
 def maxseg(sock: socket.socket, mss: int) -> bool:
     """Clamp the MSS before connecting (TCP_MAXSEG), e.g. to standard-frame size for a jumbo comparison."""
     return _set(sock, socket.IPPROTO_TCP, getattr(socket, "TCP_MAXSEG", None), mss, "TCP_MAXSEG")
