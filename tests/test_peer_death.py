@@ -129,6 +129,9 @@ def test_frozen_agent_is_declared_silent_and_both_recover(
         result, took = run_with_fault(pair_config(sender, receiver, key_file), lambda: frozen.signal(signal.SIGSTOP))
     except asyncio.TimeoutError:
         frozen.signal(signal.SIGCONT)
+        for agent in (sender, receiver):  # each agent writes its threads' stacks to its log
+            agent.signal(signal.SIGUSR1)
+        time.sleep(1.0)
         pytest.fail(f"run_pair did not return after freezing the {victim}\n--- sender log\n{sender.log_text()}\n"
                     f"--- receiver log\n{receiver.log_text()}")
     print(f"\nSIGSTOP {victim}: run_pair returned {took:.2f} s after the freeze")

@@ -2,6 +2,7 @@
 SIGTERM / SIGINT."""
 
 import asyncio
+import faulthandler
 import logging
 import signal
 import sys
@@ -218,6 +219,8 @@ async def _serve(config: AgentConfig, options: Optional[ServeOptions] = None) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before "ready": a SIGTERM right after it stops cleanly
         loop.add_signal_handler(signum, stop.set)
+    # SIGUSR1 writes every thread's stack to the log (stderr): what a hung agent is doing, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     print(f"lpmbench agent ready on {config.bind or '*'}:{server.port}", flush=True)
     scheduler = _start_schedule(server, state, options)
     if options.key_file:
