@@ -209,3 +209,50 @@ def test_real_agent_without_heartbeats_would_be_declared_silent(silence_window: 
     result = eventloop.run(main(), "asyncio")
     assert result["partial"] is True and "receiver 127.0.0.2" in result["error"], result["error"]
     assert "went silent" in result["error"], result["error"]
+
+
+class StubbornAgent(ScriptedAgent):
+    """Beats after its duration but never reports, and ignores Abort: a run stuck on the agent."""
+
+    def _stop(self) -> None:
+        pass  # ignores Abort (the fixture's teardown cancels what is left)
+
+    def teardown(self) -> None:
+        super()._stop()
+
+
+class FailingAgent(ScriptedAgent):
+    """Reports a failed result right after its duration (its peer, say, could not be reached)."""
+
+    async def _run(self, conn: protocol.Connection, writer: asyncio.StreamWriter, run_id: str, role: str) -> None:
+        await asyncio.sleep(DURATION)
+        conn.send(Result(run_id, role, {"streams": [], "elapsed_s": DURATION, "error": "peer went away"}))
+        writer.write(conn.data_to_send())
+
+
+def test_an_agent_told_to_stop_gets_the_abort_grace_not_the_hard_deadline(
+        run_async: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heartbeats keep a live session heard, but after its peer failed a stopped run must report within
+    ABORT_GRACE_S: an agent that only beats is given up then, not at the run's hard deadline (~50 s)."""
+    grace = 1.0
+    monkeypatch.setattr(contract, "ABORT_GRACE_S", grace)
+    stubborn, failing = StubbornAgent(BEAT), FailingAgent(BEAT)
+    stubborn_quiet = 60.0
+
+    async def main() -> tuple[dict[str, Any], float]:
+        servers = [await asyncio.start_server(agent.serve, f"127.0.0.{i + 1}", 0)
+                   for i, agent in enumerate((stubborn, failing))]
+        ends = [Endpoint(f"127.0.0.{i + 1}", s.sockets[0].getsockname()[1]) for i, s in enumerate(servers)]
+        try:
+            return await timed_run(pair_config(ends))
+        finally:
+            stubborn.teardown()
+            failing._stop()
+            for server in servers:
+                server.close()
+                await server.wait_closed()
+
+    monkeypatch.setattr(__import__(__name__), "QUIET", stubborn_quiet)
+    result, took = run_async(main())
+    assert result["partial"] is True and "told to stop" in result["error"], result["error"]
+    assert took < DURATION + grace + 3.0, f"{took:.1f} s: the abort grace bounds the wait, not the hard deadline"

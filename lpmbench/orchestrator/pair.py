@@ -122,6 +122,7 @@ class _Run:
         self.merger = results.IntervalMerger(config.streams, config.interval, on_interval, int(expected) + 10)
         self.final: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
+        self._deadlines: dict[str, float] = {}  # per role: when to stop waiting for its result
 
     def _spec(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "token": self.token, "streams": self.config.streams,
@@ -180,37 +181,60 @@ class _Run:
         """Read both agents until both sent their result, one fails, or time runs out."""
         loop = asyncio.get_running_loop()
         hard_deadline = loop.time() + contract.hard_deadline_s(self.config.duration, self.config.interval)
+        self._deadlines = {"sender": hard_deadline, "receiver": hard_deadline}
         silence = contract.silence_window_s(self.config.interval)
-        tasks = {role: asyncio.ensure_future(self._listen(role, client, silence, hard_deadline))
+        tasks = {role: asyncio.ensure_future(self._listen(role, client, silence))
                  for role, client in (("sender", self.sender), ("receiver", self.receiver))}
+        try:
+            await self._until_both_done(tasks)
+        finally:  # cancelled (Ctrl-C, a scheduler's timeout): no listener outlives the run
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    async def _until_both_done(self, tasks: dict[str, asyncio.Future]) -> None:
         pending = set(tasks.values())
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 role = next(r for r, t in tasks.items() if t is task)
+                if task.exception() is not None:  # a bug in reading one side: say so, never a network verdict
+                    self.errors.append(f"{role}: the orchestrator failed reading its reports: {task.exception()!r}")
                 final = self.final.get(role)
                 if final is None or final.get("error"):  # that side failed: stop the other, keep what it has
-                    other_role = "receiver" if role == "sender" else "sender"
-                    other = self.receiver if role == "sender" else self.sender
-                    if other_role not in self.final:
-                        await self._abort(other, f"{role} {self._client(role).endpoint.label} failed")
+                    await self._stop_other(role)
+
+    async def _stop_other(self, failed_role: str) -> None:
+        other_role = "receiver" if failed_role == "sender" else "sender"
+        if other_role in self.final:
+            return
+        other = self.receiver if failed_role == "sender" else self.sender
+        grace_end = asyncio.get_running_loop().time() + contract.ABORT_GRACE_S
+        self._deadlines[other_role] = min(self._deadlines[other_role], grace_end)
+        await self._abort(other, f"{failed_role} {self._client(failed_role).endpoint.label} failed")
 
     def _client(self, role: str) -> AgentClient:
         return self.sender if role == "sender" else self.receiver
 
-    async def _listen(self, role: str, client: AgentClient, silence: float, hard_deadline: float) -> None:
+    async def _listen(self, role: str, client: AgentClient, silence: float) -> None:
         loop = asyncio.get_running_loop()
         host = client.endpoint.label
         startup = contract.startup_window_s(self.config.interval)
         heard = False
+        late = (f"{role} {host}: no result by the run's deadline (or within {contract.ABORT_GRACE_S:.0f} s of being "
+                f"told to stop)")
         while True:
-            remaining = hard_deadline - loop.time()
+            remaining = self._deadlines[role] - loop.time()
             if remaining <= 0:
-                self.errors.append(f"{role} {host}: no result by the run's deadline")
+                self.errors.append(late)
                 return
             # Any message, a heartbeat included, is a sign of life: the next wait gets a fresh silence window.
-            message = await client.next_message(min(silence if heard else startup, remaining))
+            window = silence if heard else startup
+            message = await client.next_message(min(window, remaining))
             heard = True
+            if isinstance(message, protocol.Failure) and message.code is ErrorCode.TIMEOUT and remaining < window:
+                self.errors.append(late)  # the deadline ran out, not the agent's silence
+                return
             if isinstance(message, protocol.Failure):
                 what = "went silent" if message.code is ErrorCode.TIMEOUT else "failed"
                 self.errors.append(f"{role} {host} {what} during the run: {message.message}")

@@ -31,6 +31,11 @@ CONTROL_CONNECT_TIMEOUT_S = 5.0  # TCP connect plus the authentication handshake
 REPLY_TIMEOUT_S = 10.0  # armed / started answers (arming binds a port; starting connects the streams)
 SILENCE_SLACK_S = 5.0  # beyond two intervals without a word from a running agent, it is declared silent
 RESULT_GRACE_S = 20.0  # after the run's duration: drain, FIN and final reports
+# After the orchestrator tells an agent to stop (its peer failed), the agent stops its streams at once and
+# reports after its final audit; heartbeats alone do not stretch this: a stopped run that does not report
+# within it is given up, whatever its session still says.
+AUDIT_BUDGET_S = 10.0  # entstat + netstat on a slow VIOS
+ABORT_GRACE_S = DRAIN_GRACE_S + AUDIT_BUDGET_S
 
 
 def silence_window_s(interval_s: float) -> float:
