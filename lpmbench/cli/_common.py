@@ -4,6 +4,7 @@ Command modules import only this module from the CLI; :mod:`lpmbench.cli` regist
 Exit codes: 0 pass/warn, 1 fail, 2 usage or runtime error.
 """
 
+import os
 from typing import Annotated, Any, Optional
 
 import typer
@@ -38,9 +39,45 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 
 @app.command()
-def keygen() -> None:
-    """Print a new random key (32 bytes, hex). Store it mode 600 on every agent and on the orchestrator."""
-    print(keys.generate_key())
+def keygen(
+    out: Annotated[Optional[str], typer.Option(
+        "--out", metavar="FILE", help="Write the key to FILE (mode 600 from the start; its folder is made mode 700 "
+                                      "if missing) instead of printing it.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --out: replace an existing key file.")] = False,
+) -> None:
+    """Make a new random key (32 bytes, hex). The same key goes on every agent and on the orchestrator."""
+    key = keys.generate_key()
+    if out is None:
+        print(key)
+        return
+    _write_new_key(out, key, force)
+    err.print(f"lpmbench: wrote a new key to {escape(out)} (mode 600)", highlight=False)
+    try:  # the folder it landed in may let others replace it: say so now, not when an agent refuses it
+        keys.load_key(out)
+    except keys.KeyFileError as exc:
+        err.print(f"[bold yellow]lpmbench: warning:[/bold yellow] {escape(str(exc))}", highlight=False)
+
+
+def _write_new_key(path: str, key: str, force: bool) -> None:
+    """The key in ``path``, never readable by others, not even for a moment; an existing key only with --force."""
+    try:
+        _make_private_folders(os.path.dirname(os.path.abspath(path)))
+        keys.write_key(path, key, replace=force)
+    except FileExistsError:
+        raise die(f"{path} exists; keep it, or pass --force to replace it (every agent then needs the new key)") \
+            from None
+    except OSError as exc:
+        raise die(f"cannot write the key to {path}: {exc.strerror or exc}") from None
+
+
+def _make_private_folders(folder: str) -> None:
+    """``folder`` and every missing parent, each mode 700 (os.makedirs gives the parents the umask's mode)."""
+    missing = []
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o700)
 
 
 def load_key_or_die(path: Optional[str]) -> Optional[bytes]:
