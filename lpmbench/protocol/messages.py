@@ -6,7 +6,15 @@ a ``str`` enum (one of its values), and ``Optional[X]`` (default None) for a fie
 schema (:data:`SCHEMAS`) is derived from the dataclasses, so the two cannot disagree.
 
 Decoding a frame gives the typed message or raises ValueError with a message fit for the peer; an unknown
-type, an unknown, missing or ill-typed field is refused. Sending validates our own messages the same way.
+type, an unknown, missing or ill-typed field is refused, and so is a value nested deeper than
+:data:`MAX_DEPTH`, a message of more than :data:`MAX_VALUES` values, or an integer beyond 64 bits. Sending
+validates our own messages the same way.
+
+Every string in a message -- values and object keys, at any depth -- is cleaned of control characters when
+the message is made (:func:`lpmbench.protocol.text.clean`), and cut to :data:`TEXT_LIMIT` characters when it
+is decoded: whatever a peer sends, even a stranger's ``error`` frame in place of the handshake, reaches the
+terminal, the logs and the results without control characters and bounded. (Our own messages keep their
+length: the frame limit bounds them, and a too-big one is our bug to see, not to hide.)
 """
 
 from __future__ import annotations
@@ -18,6 +26,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, TypeVar
 
 from lpmbench.protocol.framing import MAX_FRAME, ProtocolError, encode_frame, parse_object
+from lpmbench.protocol.text import DEFAULT_LIMIT, clean
+
+MAX_DEPTH = 16  # our deepest message (a result: data, streams, one stream, its TCP facts) nests 4 levels
+# Values in one message, containers included: a result of 256 streams with their TCP facts holds about 10 000.
+MAX_VALUES = 50_000
+MAX_INTEGER = 2**64  # no counter of ours is wider than 64 bits; a 400-digit integer is not a measurement
+TEXT_LIMIT = DEFAULT_LIMIT  # characters of a string from a peer
+KEY_LIMIT = 128  # characters of an object key from a peer
 
 
 class ErrorCode(str, enum.Enum):
@@ -89,6 +105,14 @@ class Message:
     type: ClassVar[str] = ""
     SCHEMA: ClassVar[dict[str, FieldSpec]] = {}
 
+    def __post_init__(self) -> None:
+        # Made from a peer's frame or by us: either way no string in it can drive a terminal or forge a log line.
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            cleaned = _cleaned(value)
+            if cleaned is not value:
+                object.__setattr__(self, spec.name, cleaned)
+
     def to_fields(self) -> dict[str, Any]:
         """The wire fields: optional fields left at None are left out; enums become their value string."""
         out = {}
@@ -102,7 +126,7 @@ class Message:
     def from_fields(cls: type[M], fields: dict[str, Any]) -> M:
         """The message from its wire fields (without ``type``); ValueError names what is wrong."""
         check_fields(cls, fields)
-        values = {name: cls.SCHEMA[name].enum(value) if cls.SCHEMA[name].enum else value  # type: ignore[misc]
+        values = {name: cls.SCHEMA[name].enum(value) if cls.SCHEMA[name].enum else _cleaned(value, TEXT_LIMIT)
                   for name, value in fields.items()}
         return cls(**values)
 
@@ -115,14 +139,51 @@ class Message:
 
 def check_fields(cls: type[Message], fields: dict[str, Any]) -> None:
     """Every field known and well typed, none missing: else ValueError (the same text for peer and us)."""
+    budget = [MAX_VALUES]
     for name, value in fields.items():
         spec = cls.SCHEMA.get(name)
         if spec is None:
-            raise ValueError(f"unknown field {name[:40]!r} in {cls.type!r}")
+            raise ValueError(f"unknown field {clean(name, 40)!r} in {cls.type!r}")
         spec.check(cls.type, value)
+        problem = _tree_problem(value, MAX_DEPTH, budget)
+        if problem:
+            raise ValueError(f"field {name!r} of {cls.type!r} {problem}")
     missing = [name for name, spec in cls.SCHEMA.items() if spec.required and name not in fields]
     if missing:
         raise ValueError(f"{cls.type!r} lacks field(s) {', '.join(missing)}")
+
+
+def _tree_problem(value: Any, depth: int, budget: list[int]) -> str | None:
+    """What makes a JSON value too big to take (too deep, too many values, too wide a number), or None.
+
+    ``budget`` holds the values the message may still have; it is shared by all of a message's fields.
+    """
+    budget[0] -= 1
+    if budget[0] < 0:
+        return f"makes the message hold more than {MAX_VALUES} values"
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+        return "holds an integer beyond 64 bits"
+    if not isinstance(value, (dict, list)):
+        return None
+    if depth <= 0:
+        return f"nests deeper than {MAX_DEPTH} levels"
+    for item in value.values() if isinstance(value, dict) else value:
+        problem = _tree_problem(item, depth - 1, budget)
+        if problem:
+            return problem
+    return None
+
+
+def _cleaned(value: Any, limit: int | None = None) -> Any:
+    """``value`` with every string in it (object keys too) cleaned and cut to ``limit`` (None: not cut)."""
+    if type(value) is str:  # not an enum member: ErrorCode values are str too, and already safe
+        return clean(value, limit)
+    if isinstance(value, dict):
+        key_limit = None if limit is None else KEY_LIMIT
+        return {clean(k, key_limit) if isinstance(k, str) else k: _cleaned(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(item, limit) for item in value]
+    return value
 
 
 KINDS: dict[str, type[Message]] = {}
@@ -283,7 +344,7 @@ def decode_body(body: bytes) -> Message:
         raise ValueError("message has no string 'type'")
     cls = KINDS.get(kind)
     if cls is None:
-        raise ValueError(f"unknown message type {kind[:40]!r}")
+        raise ValueError(f"unknown message type {clean(kind, 40)!r}")
     return cls.from_fields(obj)
 
 
