@@ -3,6 +3,11 @@
 Pure functions over plain dicts: the receiver counts payload bytes (goodput), the sender's TCP_INFO tells
 retransmits, RTT, congestion window and MSS. Missing reports (a dead agent) give a partial result built from
 the last interval each side sent.
+
+Reports are checked where they come in (:mod:`lpmbench.analysis.reports`): a bad interval raises
+:class:`ReportError` from :meth:`IntervalMerger.add`; a bad final report or bad facts make the result
+partial, with an error naming the agent and the field (a protocol fault, an exit 2, never a verdict on the
+network), and the orchestrator keeps only the checked copy.
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ import datetime
 from typing import Any, Callable
 
 from lpmbench import __version__
-from lpmbench.analysis import checks, lpm, wire
+from lpmbench.analysis import checks, lpm, reports, wire
+from lpmbench.analysis.reports import ReportError
 from lpmbench.analysis.units import finite_or_none
+
+__all__ = ["IntervalMerger", "ReportError", "build_result", "combine_pairs", "finalize", "jumbo_comparison",
+           "summary", "utc_now"]
 
 
 def utc_now() -> str:
@@ -94,12 +103,19 @@ class IntervalMerger:
         self.reports: dict[str, dict[int, dict[str, Any]]] = {"sender": {}, "receiver": {}}
         self.max_intervals = max_intervals
         self._announced: set[int] = set()
+        self._check = reports.interval_report(streams, max_intervals)
 
     def add(self, role: str, report: dict[str, Any]) -> None:
-        index = report.get("index")
-        if not isinstance(index, int) or not 0 <= index < self.max_intervals or _num(report.get("t")) is None:
-            return  # a misbehaving agent cannot grow the orchestrator's memory
-        self.reports[role][index] = report
+        """Keep the checked copy of one interval report; ReportError (naming role and field) if it is bad.
+
+        At most ``max_intervals`` reports of at most ``streams`` streams each are kept per role.
+        """
+        kept = reports.checked(self._check, report, role, "interval report")
+        index = kept.get("index")
+        if index is None or kept.get("t") is None or kept.get("streams") is None:
+            raise ReportError(role, "interval report", "index" if index is None else
+                              "t" if kept.get("t") is None else "streams", "is missing")
+        self.reports[role][index] = kept
         if self._on_interval and index not in self._announced and all(index in r for r in self.reports.values()):
             self._announced.add(index)
             self._on_interval(self.interval_at(index))
@@ -183,10 +199,18 @@ def _started(rx: dict[str, Any], tx: dict[str, Any]) -> bool | None:
 def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalMerger,
                  sender: dict[str, Any], receiver: dict[str, Any], sender_result: dict[str, Any] | None,
                  receiver_result: dict[str, Any] | None, errors: list[str]) -> dict[str, Any]:
-    """The result document; ``config`` is a pair.PairConfig."""
-    sender_result, receiver_result = _sanitized(sender_result), _sanitized(receiver_result)
-    agent_lost = bool(errors)  # the orchestrator lost an agent (died, went silent), as opposed to a run that failed
+    """The result document; ``config`` is a pair.PairConfig.
+
+    ``sender`` / ``receiver`` are the agents' handshake facts with the orchestrator's own ``host`` and
+    ``address`` (where it connected); the agents' reports never override those two.
+    """
     errors = list(errors)
+    sender, sender_result = _checked_agent("sender", sender, sender_result, config.streams, errors)
+    receiver, receiver_result = _checked_agent("receiver", receiver, receiver_result, config.streams, errors)
+    sender_result, receiver_result = _sanitized(sender_result), _sanitized(receiver_result)
+    # The orchestrator lost an agent (died, went silent) or could not trust its reports, as opposed to a run
+    # that failed: a runtime error, not a judgment of the network.
+    agent_lost = bool(errors)
     for role, final in (("sender", sender_result), ("receiver", receiver_result)):
         if final and final.get("error"):
             host = (sender if role == "sender" else receiver)["host"]
@@ -202,7 +226,8 @@ def build_result(*, config: Any, run_id: str, started_at: str, merger: IntervalM
     segs = _sum(s["segments_out"] for s in streams)
     retransmit_source = "tcp_info" if retrans is not None else None
     system_tcp = tx_report.get("system_tcp_delta") or {}
-    if retrans is None and isinstance(system_tcp.get("retransmits"), int) and system_tcp.get("segments_out"):
+    if retrans is None and _counted(system_tcp.get("retransmits")) and _counted(system_tcp.get("segments_out")) \
+            and system_tcp["segments_out"] > 0:  # a negative change is a reset counter: no evidence
         # AIX has no per-socket TCP_INFO: fall back to the host's counters over the run (netstat -s).
         retrans, segs, retransmit_source = system_tcp["retransmits"], system_tcp["segments_out"], "system"
     partial = bool(errors) or sender_result is None or receiver_result is None
@@ -326,6 +351,29 @@ def _data_port(sender_result: dict[str, Any] | None, receiver_result: dict[str, 
     error = tx.get("connect_error")
     return {"port": rx.get("data_port"), "range": rx.get("data_port_range"),
             "reachable": False if error else (True if connected else None), "error": error}
+
+
+def _counted(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _checked_agent(role: str, agent: dict[str, Any], final: dict[str, Any] | None, streams: int,
+                   errors: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The checked copies of an agent's facts and final report; a bad one is left out and named in ``errors``."""
+    host, address = agent.get("host"), agent.get("address")
+    try:
+        facts = reports.checked(reports.AGENT, agent, role, "facts")
+    except ReportError as exc:
+        errors.append(f"{role} {host}: {exc}")
+        facts = {}
+    facts.update(host=host, address=address)  # where the orchestrator connected: its own knowledge
+    if final is None:
+        return facts, None
+    try:
+        return facts, reports.checked(reports.final_report(streams), final, role, "final report")
+    except ReportError as exc:
+        errors.append(f"{role} {host}: {exc}")
+        return facts, None
 
 
 def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:
