@@ -21,9 +21,6 @@ from lpmbench.analysis import checks, lpm, reports, wire
 from lpmbench.analysis.reports import ReportError
 from lpmbench.analysis.units import finite_or_none
 
-__all__ = ["IntervalMerger", "ReportError", "build_result", "combine_pairs", "finalize", "jumbo_comparison",
-           "summary", "utc_now"]
-
 
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
