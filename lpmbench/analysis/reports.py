@@ -56,8 +56,10 @@ def count(limit: int = MAX_COUNT) -> Check:
     def check(value: Any, field: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Bad(field, f"must be a whole number, not {_describe(value)}")
-        if not 0 <= value <= limit:
-            raise _Bad(field, f"must be from 0 to {limit}, not {str(value)[:24]}")
+        if value < 0:
+            raise _Bad(field, f"must not be negative, not {str(value)[:24]}")
+        if value > limit:
+            raise _Bad(field, f"must be at most {limit}, not {str(value)[:24]}")
         return value
     return check
 

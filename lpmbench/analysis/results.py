@@ -354,12 +354,25 @@ def _counted(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def check_facts(role: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The checked copy of what an agent said of itself at the handshake; ReportError if a field is bad."""
+    return reports.checked(reports.AGENT, facts, role, "facts")
+
+
+def check_final(role: str, report: dict[str, Any], streams: int) -> dict[str, Any]:
+    """The checked copy of an agent's final report for a run of ``streams``; ReportError if a field is bad.
+
+    Idempotent: build_result checks again what a caller checked on receipt.
+    """
+    return reports.checked(reports.final_report(streams), report, role, "final report")
+
+
 def _checked_agent(role: str, agent: dict[str, Any], final: dict[str, Any] | None, streams: int,
                    errors: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The checked copies of an agent's facts and final report; a bad one is left out and named in ``errors``."""
     host, address = agent.get("host"), agent.get("address")
     try:
-        facts = reports.checked(reports.AGENT, agent, role, "facts")
+        facts = check_facts(role, agent)
     except ReportError as exc:
         errors.append(f"{role} {host}: {exc}")
         facts = {}
@@ -367,7 +380,7 @@ def _checked_agent(role: str, agent: dict[str, Any], final: dict[str, Any] | Non
     if final is None:
         return facts, None
     try:
-        return facts, reports.checked(reports.final_report(streams), final, role, "final report")
+        return facts, check_final(role, final, streams)
     except ReportError as exc:
         errors.append(f"{role} {host}: {exc}")
         return facts, None
