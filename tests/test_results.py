@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lpmbench.analysis import results
 from lpmbench.analysis.checks import base as verdict
 from lpmbench.orchestrator.pair import Endpoint, PairConfig
@@ -77,12 +79,16 @@ def test_intervals_pair_sender_and_receiver_by_index():
     assert [i["retransmits"] for i in seen] == [2, 3]
 
 
-def test_malformed_agent_reports_are_ignored_not_crashing():
+def test_malformed_agent_reports_are_protocol_faults_not_measurements():
     merger = results.IntervalMerger(1, 1.0, None)
-    merger.add("receiver", {"index": "x", "t": 1.0, "streams": []})
-    merger.add("receiver", {"index": 0, "t": 1.0, "streams": ["junk", {"id": "0", "bytes": 1}, {"id": 0}]})
+    with pytest.raises(results.ReportError, match="'index'"):
+        merger.add("receiver", {"index": "x", "t": 1.0, "streams": []})
+    with pytest.raises(results.ReportError, match="'streams'"):
+        merger.add("receiver", {"index": 0, "t": 1.0, "streams": ["junk", {"id": "0", "bytes": 1}, {"id": 0}]})
     result = build({"streams": "nope"}, {"streams": [{"id": 0, "bytes": True}], "elapsed_s": "2"}, merger)
-    assert result["bytes"] == 0 and result["verdict"] == "fail"
+    assert result["bytes"] == 0 and result["partial"] and result["agent_lost"]  # exit 2, not a verdict
+    assert "sender a: the sender's final report is not valid: field 'streams'" in result["error"]
+    assert "receiver b: the receiver's final report is not valid: field 'streams[0].bytes'" in result["error"]
 
 
 def test_idle_stream_fails():
@@ -131,11 +137,10 @@ def test_ill_typed_agent_reports_never_crash_the_orchestrator():
                               "counters_delta": {"rx_errors": "3"}}}
     result = build(sender, receiver)
     assert result["retransmits"] is None and result["stalled"] is False
-    assert result["interfaces"]["sender"] is None
-    assert result["interfaces"]["receiver"]["mtu"] == 9000 and "speed_mbps" not in result["interfaces"]["receiver"]
-    # Junk facts are UNKNOWN, never a failure of the network; a missing final result makes the run partial.
-    statuses = {c["name"]: c["status"] for c in result["checks"]}
-    assert statuses["large_send and large_receive on"] == "unknown"
+    assert result["interfaces"]["sender"] is None and result["interfaces"]["receiver"] is None
+    # Ill-typed reports are protocol faults naming the field: the run is partial (exit 2), never judged.
+    assert result["partial"] and result["agent_lost"]
+    assert "field 'streams[0].tcp.total_retrans'" in result["error"] and "field 'interface.name'" in result["error"]
 
 
 def test_absurd_numbers_from_an_agent_are_not_measurements():
