@@ -15,7 +15,7 @@ from lpmbench.net import keys
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Is the network between two PowerVM MSPs fit for Live Partition Mobility, and if not, why?")
 err = Console(stderr=True, soft_wrap=True)
 
