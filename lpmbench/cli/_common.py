@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lpmbench import __version__
+from lpmbench.analysis import units
 from lpmbench.net import keys
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -57,3 +58,13 @@ def parse_or_die(parser: Any, text: str, option: str) -> Any:
         return parser(text)
     except (ValueError, TypeError) as exc:
         raise die(f"{option}: {exc}") from None
+
+
+def seconds_or_die(text: str, option: str, minimum: float, maximum: float) -> float:
+    """A run length in seconds (``10``, ``10s``, ``2m``, ``1h``): a bare number is seconds, as the option's
+    help says; out of [minimum, maximum] is exit 2 naming the option."""
+    seconds = parse_or_die(units.parse_duration_seconds, text, option)
+    if not minimum <= seconds <= maximum:
+        raise die(f"{option} {text.strip()}: must be from {units.format_duration(minimum)} to "
+                  f"{units.format_duration(maximum)}")
+    return float(seconds)

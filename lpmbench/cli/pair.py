@@ -9,7 +9,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from lpmbench.analysis import lpm, units
-from lpmbench.cli._common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die, parse_or_die
+from lpmbench.cli._common import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_OK,
+    app,
+    die,
+    err,
+    load_key_or_die,
+    parse_or_die,
+    seconds_or_die,
+)
 from lpmbench.net import eventloop
 from lpmbench.net import tls as tlsconfig
 from lpmbench.orchestrator.local import LocalAgentError, local_agents
@@ -17,6 +27,9 @@ from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pair
 from lpmbench.protocol.contract import DEFAULT_STREAMS
 from lpmbench.render import html as htmlreport
 from lpmbench.render import terminal as report
+
+MIN_DURATION_S, MAX_DURATION_S = 0.2, 86400.0
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0
 
 
 @app.command()
@@ -27,9 +40,13 @@ def pair(
     streams: Annotated[int, typer.Option(help="Parallel TCP streams. Default 4 is an ASSUMPTION about LPM: "
                                               "vioslpm0 concurrency_lvl defaults to 4 mover threads on VIOS "
                                               "2.2.4+.", min=1, max=256)] = DEFAULT_STREAMS,
-    duration: Annotated[float, typer.Option(help="Seconds of bulk transfer.", min=0.2, max=86400)] = 10.0,
-    interval: Annotated[Optional[float], typer.Option(help="Seconds between interval reports [default: 1, or the "
-                                                           "duration when shorter].", min=0.1, max=3600)] = None,
+    duration: Annotated[str, typer.Option(metavar="DURATION", help="Length of the bulk transfer, from 0.2s to "
+                                                                   "24h: 10s, 2m, 1h; a bare number is seconds "
+                                                                   "(10 is 10s).")] = "10s",
+    interval: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Time between interval reports, from "
+                                                                             "0.1s to 1h; a bare number is seconds "
+                                                                             "[default: 1, or the duration when "
+                                                                             "shorter].")] = None,
     key_file: Annotated[Optional[str], typer.Option(help="Pre-shared key file, the same as the agents'.")] = None,
     insecure: Annotated[bool, typer.Option(help="Talk to agents started with --insecure.")] = False,
     data_host: Annotated[Optional[str], typer.Option(help="Address A uses to reach B's data port when it differs "
@@ -42,8 +59,9 @@ def pair(
     lpar: Annotated[Optional[list[str]], typer.Option(
         metavar="NAME:MEMORY[:DIRTY_RATE]", help="A partition to judge against the measured bandwidth, e.g. "
                                                  "db01:256GiB:600MiB/s (repeatable).")] = None,
-    window: Annotated[Optional[str], typer.Option(help="Migration window the partitions must fit, e.g. 30m.")]
-    = None,
+    window: Annotated[Optional[str], typer.Option(help="Migration window the partitions must fit, with its unit, "
+                                                       "e.g. 30m or 1h (a bare number is refused: seconds or "
+                                                       "minutes?).")] = None,
     compression: Annotated[float, typer.Option(help="LPM compression factor for the model (1 = none).",
                                                min=1.0, max=10.0)] = 1.0,
     size: Annotated[Optional[str], typer.Option("--bytes", help="Stop after sending this much in total, e.g. "
@@ -69,8 +87,8 @@ def pair(
                                              "throwaway key, run, and stop them.")] = False,
 ) -> None:
     """Make agent A send LPM-like parallel TCP streams to agent B and judge the path for LPM."""
-    interval = _check_shape(sender, receiver, local, redundant, duration, interval)
-    base = dict(streams=streams, duration=duration, interval=interval,
+    duration_s, interval_s = _check_shape(sender, receiver, local, redundant, duration, interval)
+    base = dict(streams=streams, duration=duration_s, interval=interval_s,
                 options=_run_options(streams, rate, size, send_method, rx_discard),
                 **_partitions(lpar, window), compression=compression)
     if html:
@@ -92,20 +110,22 @@ def pair(
     raise typer.Exit(exit_code(result))
 
 
-def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: float,
-                 interval: Optional[float]) -> float:
-    """Two agents or --local; the interval (default 1 s, or the duration when shorter) fits the duration."""
+def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: str,
+                 interval: Optional[str]) -> tuple[float, float]:
+    """Two agents or --local; (duration, interval) in seconds, the interval (default 1 s, or the duration when
+    shorter) within the duration."""
     if local == bool(sender or receiver):
         raise die("give two agents (pair A B) or --local, not both and not neither")
     if not local and not (sender and receiver):
         raise die("give both agents: lpmbench pair SENDER RECEIVER")
     if local and redundant:
         raise die("--redundant needs real agents; --local runs one pair")
-    if interval is None:
-        interval = min(1.0, duration)
-    if interval > duration:
-        raise die(f"--interval ({interval:g} s) must not exceed --duration ({duration:g} s)")
-    return interval
+    duration_s = seconds_or_die(duration, "--duration", MIN_DURATION_S, MAX_DURATION_S)
+    interval_s = min(1.0, duration_s) if interval is None else \
+        seconds_or_die(interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
+    if interval_s > duration_s:
+        raise die(f"--interval ({interval_s:g} s) must not exceed --duration ({duration_s:g} s)")
+    return duration_s, interval_s
 
 
 def _run_options(streams: int, rate: Optional[str], size: Optional[str], send_method: str,
@@ -130,7 +150,7 @@ def _run_options(streams: int, rate: Optional[str], size: Optional[str], send_me
 def _partitions(lpar: Optional[list[str]], window: Optional[str]) -> dict[str, Any]:
     """The partitions to judge (--lpar) and their window (--window), as PairConfig fields."""
     lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
-    window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
+    window_s = parse_or_die(units.parse_duration_with_unit, window, "--window") if window else None
     if window_s is not None and (window_s <= 0 or not lpars):
         raise die("--window needs a positive duration and at least one --lpar")
     return {"lpars": lpars, "window_s": window_s}
