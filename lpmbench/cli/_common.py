@@ -4,6 +4,7 @@ Command modules import only this module from the CLI; :mod:`lpmbench.cli` regist
 Exit codes: 0 pass/warn, 1 fail, 2 usage or runtime error.
 """
 
+import os
 from typing import Annotated, Any, Optional
 
 import typer
@@ -68,3 +69,16 @@ def seconds_or_die(text: str, option: str, minimum: float, maximum: float) -> fl
         raise die(f"{option} {text.strip()}: must be from {units.format_duration(minimum)} to "
                   f"{units.format_duration(maximum)}")
     return float(seconds)
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Before any work is done: a file can be written at ``path`` (its folder exists and takes new files, and it
+    is not itself a folder). Reports are written beside their path and renamed into place, so the folder's
+    permission is what counts."""
+    if os.path.isdir(path):
+        raise die(f"{option} {path}: that is a folder; give a file name, e.g. {os.path.join(path, 'report.html')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise die(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise die(f"{option} {path}: cannot create files in {folder} (permission denied)")

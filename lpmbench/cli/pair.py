@@ -1,7 +1,13 @@
 """``lpmbench pair``: parse options, run the pair (or two local agents), render the result."""
 
+import asyncio
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
+import tempfile
+from collections.abc import Awaitable, Iterator
 from typing import Annotated, Any, Callable, Optional
 
 import typer
@@ -14,6 +20,7 @@ from lpmbench.cli._common import (
     EXIT_FAIL,
     EXIT_OK,
     app,
+    check_output_path,
     die,
     err,
     load_key_or_die,
@@ -23,7 +30,15 @@ from lpmbench.cli._common import (
 from lpmbench.net import eventloop
 from lpmbench.net import tls as tlsconfig
 from lpmbench.orchestrator.local import LocalAgentError, local_agents
-from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pairs, run_with_jumbo_compare
+from lpmbench.orchestrator.pair import (
+    Endpoint,
+    PairConfig,
+    PairError,
+    RunInterrupted,
+    SameAgentError,
+    run_pairs,
+    run_with_jumbo_compare,
+)
 from lpmbench.protocol.contract import DEFAULT_STREAMS
 from lpmbench.render import html as htmlreport
 from lpmbench.render import terminal as report
@@ -91,23 +106,52 @@ def pair(
     base = dict(streams=streams, duration=duration_s, interval=interval_s,
                 options=_run_options(streams, rate, size, send_method, rx_discard),
                 **_partitions(lpar, window), compression=compression)
-    if html:
+    if html:  # before the run: a missing extra or an unwritable path must not waste a run
         _check_html_extra()
-    on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
+        check_output_path(html, "--html")
     runner = run_with_jumbo_compare if jumbo_compare else run_pairs
 
     def run(configs: list[PairConfig]) -> dict[str, Any]:
-        return eventloop.run(runner(configs, on_interval))
+        return _run_interruptible(runner, configs)
 
-    if local:
-        result = _execute(lambda: _run_local(run, data_host, base))
-    else:
-        hosts = _hosts(sender, receiver, redundant)  # bad hosts first: they need no key to be found wrong
-        configs = _agent_configs(hosts, data_host, base, key=_key_or_insecure(key_file, insecure),
-                                 insecure=insecure, tls_context=_tls_context(tls, tls_ca, tls_cert, tls_key))
-        result = _execute(lambda: run(configs))
-    _render(result, json_out, html)
+    with _failures_exit_2():
+        if local:
+            result = _run_local(run, data_host, base)
+        else:
+            hosts = _hosts(sender, receiver, redundant)  # bad hosts first: they need no key to be found wrong
+            configs = _agent_configs(hosts, data_host, base, key=_key_or_insecure(key_file, insecure),
+                                     insecure=insecure, tls_context=_tls_context(tls, tls_ca, tls_cert, tls_key))
+            result = run(configs)
+        _deliver(result, json_out, html)
     raise typer.Exit(exit_code(result))
+
+
+def _progress(interval: dict[str, Any]) -> None:
+    """One line per interval on stderr, with --json too: stdout carries only the result."""
+    err.print(report.progress_line(interval), highlight=False)
+
+
+def _run_interruptible(runner: Callable[..., Awaitable[dict[str, Any]]], configs: list[PairConfig]) -> dict[str, Any]:
+    """The run on the event loop. The first Ctrl-C (SIGINT) stops both agents and returns what they measured, as a
+    partial result; a second one stops waiting for their reports."""
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        task = asyncio.current_task()
+
+        def on_sigint() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await runner(configs, _progress, stop)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return eventloop.run(main())
 
 
 def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: str,
@@ -203,33 +247,64 @@ def _run_local(run: Callable[[list[PairConfig]], dict[str, Any]], data_host: Opt
         return run([PairConfig(sender=a, receiver=b, key=key, data_host=data_host, **base)])
 
 
-def _execute(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The run, with every failure to start or crash turned into a message and exit 2."""
+@contextlib.contextmanager
+def _failures_exit_2() -> Iterator[None]:
+    """The run and the output of its result: every failure to start, interruption or crash is a message and
+    exit 2, never a traceback, and never exit 1 (which would read as a verdict on the network)."""
     try:
-        return run()
+        yield
+    except SameAgentError as exc:
+        raise die(exc.message) from None
     except PairError as exc:
         raise die(f"{exc.host}: {exc.message}") from None
-    except LocalAgentError as exc:
+    except (LocalAgentError, RunInterrupted) as exc:
         raise die(str(exc)) from None
-    except (typer.Exit, KeyboardInterrupt):
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise die("interrupted; the agents' reports were not awaited, so nothing was measured to show") from None
+    except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - exit 2, not 1: a crash must never read as a network verdict
         raise die(f"internal error: {exc!r}; please report it with the agents' logs") from None
 
 
-def _render(result: dict[str, Any], json_out: bool, html: Optional[str]) -> None:
-    if html:
-        try:
+def _deliver(result: dict[str, Any], json_out: bool, html: Optional[str]) -> None:
+    """Show the result (JSON on stdout, or the terminal report), then write the HTML report. When either fails
+    the measurement is kept: the result is saved as JSON to a file the message names (exit 2)."""
+    stage = "show the result"
+    try:
+        if json_out:
+            sys.stdout.write(report.render_json(result) + "\n")
+            sys.stdout.flush()
+        else:
+            report.render_terminal(result, Console())
+        if html:
+            stage = f"write {html}"
             htmlreport.write_html(result, html)
-        except OSError as exc:
-            raise die(f"cannot write {html}: {exc.strerror or exc}") from None
-    if json_out:
-        sys.stdout.write(report.render_json(result) + "\n")
-    else:
-        report.render_terminal(result, Console())
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the measured result must survive it
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+        raise die(f"could not {stage} ({reason}); {_save_result(result, html)}") from None
     if result.get("agent_lost"):
         err.print(f"[bold red]lpmbench:[/bold red] {escape(str(result['error']))}; the result is partial",
                   highlight=False)
+
+
+def _save_result(result: dict[str, Any], near: Optional[str]) -> str:
+    """Write the result as JSON beside ``near``, else in the current folder, else in the temporary folder; say
+    where (or that it could not be saved)."""
+    name = f"lpmbench-{result.get('run_id') or 'result'}.json"
+    folders = [os.path.dirname(os.path.abspath(near))] if near else []
+    with contextlib.suppress(OSError):
+        folders.append(os.getcwd())
+    folders.append(tempfile.gettempdir())
+    for folder in folders:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(report.render_json(result) + "\n")
+        except OSError:
+            continue
+        return f"the result is saved in {path} ('lpmbench report {path}' shows it again)"
+    return f"the result could not be saved either (tried {', '.join(folders)})"
 
 
 def exit_code(result: dict[str, Any]) -> int:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from lpmbench.analysis import evacuation, lpm, partitions, units
-from lpmbench.cli._common import EXIT_FAIL, EXIT_OK, app, die, err, parse_or_die
+from lpmbench.cli._common import EXIT_FAIL, EXIT_OK, app, check_output_path, die, err, parse_or_die
 from lpmbench.render import timeline
 
 _ORDER_SHOWN = 12  # names of a sooner order printed in the terminal
@@ -149,6 +149,8 @@ def plan(
 ) -> None:
     """Predict a migration: pre-copy passes, convergence, time, and the bandwidth a window needs."""
     window_s = _window_seconds(window)
+    if html and evacuate:
+        check_output_path(html, "--html")
     if not evacuate:
         _refuse_evacuation_options(partition_file, states, dirty, from_mesh, source_msps, target_msps, per_msp,
                                    per_migration_max, html)

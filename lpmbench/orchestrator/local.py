@@ -82,7 +82,10 @@ def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[t
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
                      "--key-file", key_path, "--data-ports", "0-0", "--metrics-port", "0", *extra_args],
-                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL, cwd=tmp, env=env)
+                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL, cwd=tmp, env=env,
+                    # A session of their own: the terminal's Ctrl-C reaches only the orchestrator, which stops
+                    # the run cleanly and then these agents; the agents would otherwise die mid-run with it.
+                    start_new_session=True)
                 procs.append(proc)
                 endpoints.append(Endpoint(address, wait_ready(proc, address, log)))
             yield (*endpoints, keys.load_key(key_path))
