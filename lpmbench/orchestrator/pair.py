@@ -210,12 +210,31 @@ class _Run:
             receiver={**self.receiver.facts, "host": self.config.receiver.host, "address": self.receiver.address},
             sender_result=self.final.get("sender"), receiver_result=self.final.get("receiver"),
             errors=self.errors)
+        cap = self._rate_cap()
+        if cap is not None:  # the checks read it: judge again with it in place
+            result["rate_cap"] = cap
+            result = results.finalize(result)
         summary = results.summary(result)
         for client in (self.sender, self.receiver) if self.config.send_summary else ():
             if client.conn.state is protocol.State.READY:
                 with contextlib.suppress(Exception):
                     await client.send(Summary(self.run_id, summary))
         return result
+
+    def _rate_cap(self) -> dict[str, Any] | None:
+        """The cap on the sender's rate: the user's --rate, or, for a run that asked none, the sending agent's
+        --max-rate (the agent says it paced the streams: ``rate_capped``; its value when the agent tells it, as
+        ``max_rate_bps`` in its facts or ``rate_bps`` in its result). ``applied`` False: pacing was refused."""
+        report = self.final.get("sender") or {}
+        capped = report.get("rate_capped")
+        asked = self.config.options.get("rate_bps")
+        if asked:
+            return {"bps": asked, "source": "rate", "applied": capped is not False}
+        if capped is not True:
+            return None
+        told = report.get("rate_bps") or self.sender.facts.get("max_rate_bps")
+        bps = told if isinstance(told, (int, float)) and not isinstance(told, bool) and told > 0 else None
+        return {"bps": bps, "source": "agent", "applied": True}
 
     def _receiver_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.options.items() if k in ("rx_discard",)}
