@@ -15,8 +15,14 @@ Decisions, so that nobody has to guess:
   (``Mbps``, ``Gbps``). Byte rates must say an upper-case ``B`` followed by ``/s`` (``MB/s``,
   ``MiB/s``). ``Mb``, ``Mb/s``, ``MBps`` and ``mib/s`` are rejected as ambiguous between bits and
   bytes, and a rate without a unit is rejected.
-* Durations are seconds: ``90s``, ``30m``, ``1.5h``, ``1h 02m``, ``55m 10s``, or a bare number of
-  seconds. Components come in the order h, m, s, each at most once.
+  A bare ``0`` is zero in every unit and is accepted (``--dirty-rate 0``).
+* Durations are seconds: ``90s``, ``30m``, ``1.5h``, ``1h 02m``, ``55m 10s``. Components come in the
+  order h, m, s, each at most once. :func:`parse_duration_seconds` also reads a bare number as seconds:
+  it is for options named and documented in seconds (``pair --duration 10``, the form scripts use).
+  :func:`parse_duration_with_unit` refuses a bare number other than 0 (``--window 30``: seconds or
+  minutes?) and asks "did you mean 30m?".
+* A size or rate whose unit is only a prefix (``256G``) is refused with the spellings it could mean
+  (``256GiB or 256GB``; ``10Gbit/s or 10GB/s``), in one line.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "format_duration",
     "format_rate_bps",
     "parse_duration_seconds",
+    "parse_duration_with_unit",
     "parse_rate_bps",
     "parse_size_bytes",
 ]
@@ -72,7 +79,7 @@ _RATE_HELP = (
 )
 _DURATION_HELP = (
     "expected a non-negative duration such as 90s, 30m, 1.5h, 1h 02m or 55m 10s "
-    "(h, m, s in that order), or a bare number of seconds"
+    "(h, m, s in that order)"
 )
 
 _DECIMAL_PREFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -103,6 +110,22 @@ def _finite(value: float, text: str, help_text: str) -> float:
     return value
 
 
+# A unit that is only a prefix ("256G", "1.5t"): which byte units it could mean is the whole answer.
+_PREFIX_ONLY_RE = re.compile(r"(?P<prefix>[kKmMgGtT])")
+
+
+def _byte_units_meant(number: str, unit: str) -> str | None:
+    match = _PREFIX_ONLY_RE.fullmatch(unit)
+    if match is None:
+        return None
+    prefix = match.group("prefix").upper()
+    return f"{number}{prefix}iB or {number}{prefix}B"
+
+
+def _is_zero(number: str) -> bool:
+    return Decimal(number) == 0
+
+
 def parse_size_bytes(text: str) -> int:
     """Parse a memory or data size such as ``256GiB``, ``1.5 TB`` or ``4096`` into whole bytes.
 
@@ -115,6 +138,10 @@ def parse_size_bytes(text: str) -> int:
     number, unit = match.group("number"), match.group("unit")
     factor = 1 if unit == "" else _SIZE_UNITS.get(unit)
     if factor is None:
+        meant = _byte_units_meant(number, unit)
+        if meant is not None:
+            raise ValueError(f"{text!r} is not a size: did you mean {meant}? (KiB, MiB, GiB, TiB are powers of "
+                             f"1024; KB, MB, GB, TB of 1000)")
         raise ValueError(f"unknown size unit {unit!r} in {text!r}; {_SIZE_HELP}")
     if factor == 1 and "." in number:
         raise ValueError(f"a count of bytes must be a whole number, got {text!r}; {_SIZE_HELP}")
@@ -140,6 +167,10 @@ def _rate_unit_bits_factor(unit: str, text: str) -> int:
         return 8 * _DECIMAL_PREFIXES[prefix]
     if unit == "":
         raise ValueError(f"a rate needs a unit, got {text!r}; {_RATE_HELP}")
+    if re.fullmatch(r"[kKmMgGtT]", unit):
+        number = text[:-1].strip()  # text is stripped: the unit is its last character
+        raise ValueError(f"{text!r} is not a rate: did you mean {number}{unit}bit/s (bits) or "
+                         f"{number}{unit.upper()}B/s (bytes)?")
     if _AMBIGUOUS_RATE_RE.fullmatch(unit):
         raise ValueError(
             f"rate unit {unit!r} in {text!r} is ambiguous between bits and bytes: write e.g. "
@@ -154,15 +185,37 @@ def parse_rate_bps(text: str) -> float:
     match = _RATE_RE.fullmatch(stripped)
     if match is None:
         raise ValueError(f"not a rate: {text!r}; {_RATE_HELP}")
-    bits_factor = _rate_unit_bits_factor(match.group("unit"), text)
+    if match.group("unit") == "" and _is_zero(match.group("number")):
+        return 0.0  # nothing per second is nothing in every unit
+    bits_factor = _rate_unit_bits_factor(match.group("unit"), stripped)
     return _finite(float(Decimal(match.group("number")) * bits_factor), text, _RATE_HELP)
 
 
 def parse_duration_seconds(text: str) -> float:
-    """Parse a duration such as ``90s``, ``30m``, ``1.5h``, ``1h 02m`` or ``12.3 s`` into seconds."""
+    """Parse a duration such as ``90s``, ``30m``, ``1.5h``, ``1h 02m`` or ``12.3 s`` into seconds; a bare number
+    is seconds (for options documented in seconds, such as ``pair --duration``)."""
     stripped = _require_text(text, "a duration")
     if re.fullmatch(_NUMBER, stripped):
         return _finite(float(stripped), text, _DURATION_HELP)
+    return _duration_with_unit(stripped, text)
+
+
+def parse_duration_with_unit(text: str, suggested_unit: str = "m") -> float:
+    """Parse a duration that must say its unit (``30m``, ``90s``, ``1h``) into seconds.
+
+    A bare number other than 0 is refused ("did you mean 30m?", with ``suggested_unit``): a migration window
+    of 30 is seconds to a program and minutes to an admin.
+    """
+    stripped = _require_text(text, "a duration")
+    if re.fullmatch(_NUMBER, stripped):
+        if _is_zero(stripped):
+            return 0.0
+        raise ValueError(f"{stripped!r} has no unit: did you mean {stripped}{suggested_unit}? "
+                         f"(durations take s, m or h: 90s, 30m, 1h)")
+    return _duration_with_unit(stripped, text)
+
+
+def _duration_with_unit(stripped: str, text: str) -> float:
     match = _DURATION_RE.fullmatch(stripped)
     if match is None or not any(match.group(part) for part in ("h", "m", "s")):
         raise ValueError(f"not a duration: {text!r}; {_DURATION_HELP}")

@@ -12,11 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from lpmbench import __version__
+from lpmbench.analysis import units
 from lpmbench.net import keys
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Is the network between two PowerVM MSPs fit for Live Partition Mobility, and if not, why?")
 err = Console(stderr=True, soft_wrap=True)
 
@@ -94,3 +95,26 @@ def parse_or_die(parser: Any, text: str, option: str) -> Any:
         return parser(text)
     except (ValueError, TypeError) as exc:
         raise die(f"{option}: {exc}") from None
+
+
+def seconds_or_die(text: str, option: str, minimum: float, maximum: float) -> float:
+    """A run length in seconds (``10``, ``10s``, ``2m``, ``1h``): a bare number is seconds, as the option's
+    help says; out of [minimum, maximum] is exit 2 naming the option."""
+    seconds = parse_or_die(units.parse_duration_seconds, text, option)
+    if not minimum <= seconds <= maximum:
+        raise die(f"{option} {text.strip()}: must be from {units.format_duration(minimum)} to "
+                  f"{units.format_duration(maximum)}")
+    return float(seconds)
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Before any work is done: a file can be written at ``path`` (its folder exists and takes new files, and it
+    is not itself a folder). Reports are written beside their path and renamed into place, so the folder's
+    permission is what counts."""
+    if os.path.isdir(path):
+        raise die(f"{option} {path}: that is a folder; give a file name, e.g. {os.path.join(path, 'report.html')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise die(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise die(f"{option} {path}: cannot create files in {folder} (permission denied)")

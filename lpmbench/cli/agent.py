@@ -42,6 +42,20 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
+MIN_MAX_DURATION_S = 1.0  # a shorter cap would refuse every run
+
+
+def _seconds(text: str, option: str, minimum: float) -> float:
+    """A duration option of the agent (a bare number is seconds); ValueError names the option."""
+    try:
+        seconds = units.parse_duration_seconds(text)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+    if seconds < minimum:
+        raise ValueError(f"{option} must be at least {units.format_duration(minimum)}")
+    return seconds
+
+
 @dataclass
 class ServeOptions:
     """What the agent runs besides its control port."""
@@ -87,7 +101,9 @@ def agent(
                                             help="Data port range LOW-HIGH; default mirrors LPM's ephemeral "
                                                  "ports (vioslpm0 tcp_port_low/high). 0-0 means any.")]
     = "32768-65535",
-    max_duration: Annotated[float, typer.Option(help="Longest run this agent accepts, seconds.", min=1)] = 3600.0,
+    max_duration: Annotated[str, typer.Option(metavar="DURATION", help="Longest run this agent accepts: 1h, "
+                                                                       "30m, 90s; a bare number is seconds.")]
+    = "1h",
     max_streams: Annotated[int, typer.Option(help="Most streams this agent accepts per run.", min=1, max=256)] = 64,
     max_runs: Annotated[int, typer.Option(help="Runs at once; more get 'busy' at once.", min=1)] = 1,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics for Prometheus; 0 turns it off.",
@@ -100,7 +116,9 @@ def agent(
     every: Annotated[Optional[list[str]], typer.Option(help="Interval of scheduled runs: 90s, 30m, 6h, 1d. Once "
                                                             "for all peers, or once per --peer.",
                                                             metavar="INTERVAL")] = None,
-    scheduled_duration: Annotated[float, typer.Option(help="Seconds each scheduled run sends.")] = 10.0,
+    scheduled_duration: Annotated[str, typer.Option(metavar="DURATION", help="How long each scheduled run sends: "
+                                                                             "10s, 1m; a bare number is "
+                                                                             "seconds.")] = "10s",
     scheduled_streams: Annotated[int, typer.Option(help="Streams of each scheduled run.")] = DEFAULT_STREAMS,
     allow: Annotated[Optional[list[str]], typer.Option(help="Address or network (CIDR) whose orchestrators may "
                                                             "connect; repeatable. Default: any.")] = None,
@@ -131,10 +149,11 @@ def agent(
             raise ValueError("--max-rate must be more than 0")
         if rate is not None and not sockopts.PACING_AVAILABLE:
             raise ValueError("--max-rate needs Linux (SO_MAX_PACING_RATE); this platform cannot cap a send rate")
-        limits = AgentLimits(max_duration_s=max_duration, max_streams=max_streams, max_concurrent_runs=max_runs,
-                             max_rate_bps=rate)
+        limits = AgentLimits(max_duration_s=_seconds(max_duration, "--max-duration", MIN_MAX_DURATION_S),
+                             max_streams=max_streams, max_concurrent_runs=max_runs, max_rate_bps=rate)
         ports = parse_port_range(data_ports)
-        schedule = parse_schedule(peer or [], every or [], scheduled_duration, scheduled_streams, limits)
+        scheduled_s = _seconds(scheduled_duration, "--scheduled-duration", 0.0)
+        schedule = parse_schedule(peer or [], every or [], scheduled_s, scheduled_streams, limits)
         allow_clients = netacl.parse_networks(allow) if allow else None
         allow_peers = netacl.parse_networks(allow_peer) if allow_peer else None
     except ValueError as exc:
@@ -153,7 +172,7 @@ def agent(
     config = AgentConfig(bind=bind, port=port, key=key, data_ports=ports, limits=limits,
                          allow_clients=allow_clients, allow_peers=allow_peers, ssl=tls)
     config_key_file = key_file
-    options = ServeOptions(metrics_port, metrics_bind, schedule, scheduled_duration, scheduled_streams,
+    options = ServeOptions(metrics_port, metrics_bind, schedule, scheduled_s, scheduled_streams,
                            key_file=config_key_file)
     try:
         eventloop.run(_serve(config, options))

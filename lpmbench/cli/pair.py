@@ -1,7 +1,13 @@
 """``lpmbench pair``: parse options, run the pair (or two local agents), render the result."""
 
+import asyncio
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
+import tempfile
+from collections.abc import Awaitable, Iterator
 from typing import Annotated, Any, Callable, Optional
 
 import typer
@@ -9,14 +15,36 @@ from rich.console import Console
 from rich.markup import escape
 
 from lpmbench.analysis import lpm, units
-from lpmbench.cli._common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, app, die, err, load_key_or_die, parse_or_die
+from lpmbench.cli._common import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_OK,
+    app,
+    check_output_path,
+    die,
+    err,
+    load_key_or_die,
+    parse_or_die,
+    seconds_or_die,
+)
 from lpmbench.net import eventloop
 from lpmbench.net import tls as tlsconfig
 from lpmbench.orchestrator.local import LocalAgentError, local_agents
-from lpmbench.orchestrator.pair import Endpoint, PairConfig, PairError, run_pairs, run_with_jumbo_compare
+from lpmbench.orchestrator.pair import (
+    Endpoint,
+    PairConfig,
+    PairError,
+    RunInterrupted,
+    SameAgentError,
+    run_pairs,
+    run_with_jumbo_compare,
+)
 from lpmbench.protocol.contract import DEFAULT_STREAMS
 from lpmbench.render import html as htmlreport
 from lpmbench.render import terminal as report
+
+MIN_DURATION_S, MAX_DURATION_S = 0.2, 86400.0
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.1, 3600.0
 
 
 @app.command()
@@ -27,9 +55,13 @@ def pair(
     streams: Annotated[int, typer.Option(help="Parallel TCP streams. Default 4 is an ASSUMPTION about LPM: "
                                               "vioslpm0 concurrency_lvl defaults to 4 mover threads on VIOS "
                                               "2.2.4+.", min=1, max=256)] = DEFAULT_STREAMS,
-    duration: Annotated[float, typer.Option(help="Seconds of bulk transfer.", min=0.2, max=86400)] = 10.0,
-    interval: Annotated[Optional[float], typer.Option(help="Seconds between interval reports [default: 1, or the "
-                                                           "duration when shorter].", min=0.1, max=3600)] = None,
+    duration: Annotated[str, typer.Option(metavar="DURATION", help="Length of the bulk transfer, from 0.2s to "
+                                                                   "24h: 10s, 2m, 1h; a bare number is seconds "
+                                                                   "(10 is 10s).")] = "10s",
+    interval: Annotated[Optional[str], typer.Option(metavar="DURATION", help="Time between interval reports, from "
+                                                                             "0.1s to 1h; a bare number is seconds "
+                                                                             "[default: 1, or the duration when "
+                                                                             "shorter].")] = None,
     key_file: Annotated[Optional[str], typer.Option(help="Pre-shared key file, the same as the agents'.")] = None,
     insecure: Annotated[bool, typer.Option(help="Talk to agents started with --insecure.")] = False,
     data_host: Annotated[Optional[str], typer.Option(help="Address A uses to reach B's data port when it differs "
@@ -42,8 +74,9 @@ def pair(
     lpar: Annotated[Optional[list[str]], typer.Option(
         metavar="NAME:MEMORY[:DIRTY_RATE]", help="A partition to judge against the measured bandwidth, e.g. "
                                                  "db01:256GiB:600MiB/s (repeatable).")] = None,
-    window: Annotated[Optional[str], typer.Option(help="Migration window the partitions must fit, e.g. 30m.")]
-    = None,
+    window: Annotated[Optional[str], typer.Option(help="Migration window the partitions must fit, with its unit, "
+                                                       "e.g. 30m or 1h (a bare number is refused: seconds or "
+                                                       "minutes?).")] = None,
     compression: Annotated[float, typer.Option(help="LPM compression factor for the model (1 = none).",
                                                min=1.0, max=10.0)] = 1.0,
     size: Annotated[Optional[str], typer.Option("--bytes", help="Stop after sending this much in total, e.g. "
@@ -69,43 +102,74 @@ def pair(
                                              "throwaway key, run, and stop them.")] = False,
 ) -> None:
     """Make agent A send LPM-like parallel TCP streams to agent B and judge the path for LPM."""
-    interval = _check_shape(sender, receiver, local, redundant, duration, interval)
-    base = dict(streams=streams, duration=duration, interval=interval,
+    duration_s, interval_s = _check_shape(sender, receiver, local, redundant, duration, interval)
+    base = dict(streams=streams, duration=duration_s, interval=interval_s,
                 options=_run_options(streams, rate, size, send_method, rx_discard),
                 **_partitions(lpar, window), compression=compression)
-    if html:
+    if html:  # before the run: a missing extra or an unwritable path must not waste a run
         _check_html_extra()
-    on_interval = None if json_out else (lambda i: err.print(report.progress_line(i), highlight=False))
+        check_output_path(html, "--html")
     runner = run_with_jumbo_compare if jumbo_compare else run_pairs
 
     def run(configs: list[PairConfig]) -> dict[str, Any]:
-        return eventloop.run(runner(configs, on_interval))
+        return _run_interruptible(runner, configs)
 
-    if local:
-        result = _execute(lambda: _run_local(run, data_host, base))
-    else:
-        hosts = _hosts(sender, receiver, redundant)  # bad hosts first: they need no key to be found wrong
-        configs = _agent_configs(hosts, data_host, base, key=_key_or_insecure(key_file, insecure),
-                                 insecure=insecure, tls_context=_tls_context(tls, tls_ca, tls_cert, tls_key))
-        result = _execute(lambda: run(configs))
-    _render(result, json_out, html)
+    with _failures_exit_2():
+        if local:
+            result = _run_local(run, data_host, base)
+        else:
+            hosts = _hosts(sender, receiver, redundant)  # bad hosts first: they need no key to be found wrong
+            configs = _agent_configs(hosts, data_host, base, key=_key_or_insecure(key_file, insecure),
+                                     insecure=insecure, tls_context=_tls_context(tls, tls_ca, tls_cert, tls_key))
+            result = run(configs)
+        _deliver(result, json_out, html)
     raise typer.Exit(exit_code(result))
 
 
-def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: float,
-                 interval: Optional[float]) -> float:
-    """Two agents or --local; the interval (default 1 s, or the duration when shorter) fits the duration."""
+def _progress(interval: dict[str, Any]) -> None:
+    """One line per interval on stderr, with --json too: stdout carries only the result."""
+    err.print(report.progress_line(interval), highlight=False)
+
+
+def _run_interruptible(runner: Callable[..., Awaitable[dict[str, Any]]], configs: list[PairConfig]) -> dict[str, Any]:
+    """The run on the event loop. The first Ctrl-C (SIGINT) stops both agents and returns what they measured, as a
+    partial result; a second one stops waiting for their reports."""
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        task = asyncio.current_task()
+
+        def on_sigint() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await runner(configs, _progress, stop)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return eventloop.run(main())
+
+
+def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: str,
+                 interval: Optional[str]) -> tuple[float, float]:
+    """Two agents or --local; (duration, interval) in seconds, the interval (default 1 s, or the duration when
+    shorter) within the duration."""
     if local == bool(sender or receiver):
         raise die("give two agents (pair A B) or --local, not both and not neither")
     if not local and not (sender and receiver):
         raise die("give both agents: lpmbench pair SENDER RECEIVER")
     if local and redundant:
         raise die("--redundant needs real agents; --local runs one pair")
-    if interval is None:
-        interval = min(1.0, duration)
-    if interval > duration:
-        raise die(f"--interval ({interval:g} s) must not exceed --duration ({duration:g} s)")
-    return interval
+    duration_s = seconds_or_die(duration, "--duration", MIN_DURATION_S, MAX_DURATION_S)
+    interval_s = min(1.0, duration_s) if interval is None else \
+        seconds_or_die(interval, "--interval", MIN_INTERVAL_S, MAX_INTERVAL_S)
+    if interval_s > duration_s:
+        raise die(f"--interval ({interval_s:g} s) must not exceed --duration ({duration_s:g} s)")
+    return duration_s, interval_s
 
 
 def _run_options(streams: int, rate: Optional[str], size: Optional[str], send_method: str,
@@ -130,7 +194,7 @@ def _run_options(streams: int, rate: Optional[str], size: Optional[str], send_me
 def _partitions(lpar: Optional[list[str]], window: Optional[str]) -> dict[str, Any]:
     """The partitions to judge (--lpar) and their window (--window), as PairConfig fields."""
     lpars = [dataclasses.asdict(parse_or_die(lpm.parse_lpar_spec, text, "--lpar")) for text in lpar or []]
-    window_s = parse_or_die(units.parse_duration_seconds, window, "--window") if window else None
+    window_s = parse_or_die(units.parse_duration_with_unit, window, "--window") if window else None
     if window_s is not None and (window_s <= 0 or not lpars):
         raise die("--window needs a positive duration and at least one --lpar")
     return {"lpars": lpars, "window_s": window_s}
@@ -183,33 +247,64 @@ def _run_local(run: Callable[[list[PairConfig]], dict[str, Any]], data_host: Opt
         return run([PairConfig(sender=a, receiver=b, key=key, data_host=data_host, **base)])
 
 
-def _execute(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The run, with every failure to start or crash turned into a message and exit 2."""
+@contextlib.contextmanager
+def _failures_exit_2() -> Iterator[None]:
+    """The run and the output of its result: every failure to start, interruption or crash is a message and
+    exit 2, never a traceback, and never exit 1 (which would read as a verdict on the network)."""
     try:
-        return run()
+        yield
+    except SameAgentError as exc:
+        raise die(exc.message) from None
     except PairError as exc:
         raise die(f"{exc.host}: {exc.message}") from None
-    except LocalAgentError as exc:
+    except (LocalAgentError, RunInterrupted) as exc:
         raise die(str(exc)) from None
-    except (typer.Exit, KeyboardInterrupt):
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise die("interrupted; the agents' reports were not awaited, so nothing was measured to show") from None
+    except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - exit 2, not 1: a crash must never read as a network verdict
         raise die(f"internal error: {exc!r}; please report it with the agents' logs") from None
 
 
-def _render(result: dict[str, Any], json_out: bool, html: Optional[str]) -> None:
-    if html:
-        try:
+def _deliver(result: dict[str, Any], json_out: bool, html: Optional[str]) -> None:
+    """Show the result (JSON on stdout, or the terminal report), then write the HTML report. When either fails
+    the measurement is kept: the result is saved as JSON to a file the message names (exit 2)."""
+    stage = "show the result"
+    try:
+        if json_out:
+            sys.stdout.write(report.render_json(result) + "\n")
+            sys.stdout.flush()
+        else:
+            report.render_terminal(result, Console())
+        if html:
+            stage = f"write {html}"
             htmlreport.write_html(result, html)
-        except OSError as exc:
-            raise die(f"cannot write {html}: {exc.strerror or exc}") from None
-    if json_out:
-        sys.stdout.write(report.render_json(result) + "\n")
-    else:
-        report.render_terminal(result, Console())
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the measured result must survive it
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
+        raise die(f"could not {stage} ({reason}); {_save_result(result, html)}") from None
     if result.get("agent_lost"):
         err.print(f"[bold red]lpmbench:[/bold red] {escape(str(result['error']))}; the result is partial",
                   highlight=False)
+
+
+def _save_result(result: dict[str, Any], near: Optional[str]) -> str:
+    """Write the result as JSON beside ``near``, else in the current folder, else in the temporary folder; say
+    where (or that it could not be saved)."""
+    name = f"lpmbench-{result.get('run_id') or 'result'}.json"
+    folders = [os.path.dirname(os.path.abspath(near))] if near else []
+    with contextlib.suppress(OSError):
+        folders.append(os.getcwd())
+    folders.append(tempfile.gettempdir())
+    for folder in folders:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(report.render_json(result) + "\n")
+        except OSError:
+            continue
+        return f"the result is saved in {path} ('lpmbench report {path}' shows it again)"
+    return f"the result could not be saved either (tried {', '.join(folders)})"
 
 
 def exit_code(result: dict[str, Any]) -> int:

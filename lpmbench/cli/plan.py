@@ -5,7 +5,6 @@ over the MSP pairs (the model is :mod:`lpmbench.analysis.evacuation`).
 """
 
 import json
-import re
 import sys
 from typing import Annotated, Any, Optional
 
@@ -15,10 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from lpmbench.analysis import evacuation, lpm, partitions, units
-from lpmbench.cli._common import EXIT_FAIL, EXIT_OK, app, die, err, parse_or_die
+from lpmbench.cli._common import EXIT_FAIL, EXIT_OK, app, check_output_path, die, err, parse_or_die
 from lpmbench.render import timeline
 
-_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ORDER_SHOWN = 12  # names of a sooner order printed in the terminal
 
 
@@ -99,10 +97,7 @@ def _window_seconds(window: Optional[str]) -> Optional[float]:
     """--window with a unit: a bare number could be seconds or minutes, so it is refused."""
     if window is None:
         return None
-    if _BARE_NUMBER.fullmatch(window.strip()):
-        raise die(f"--window {window.strip()!r} has no unit: did you mean {window.strip()}m? "
-                  "(durations take s, m or h: 90s, 30m, 1h)")
-    seconds = parse_or_die(units.parse_duration_seconds, window, "--window")
+    seconds = parse_or_die(units.parse_duration_with_unit, window, "--window")
     if seconds <= 0:
         raise die("--window must be longer than 0 s")
     return seconds
@@ -119,7 +114,8 @@ def plan(
                                                           "comma-separated.")] = None,
     from_run: Annotated[Optional[str], typer.Option(help="Take bandwidth and RTT from a saved 'pair --json' "
                                                          "result.")] = None,
-    window: Annotated[Optional[str], typer.Option(help="Migration window, e.g. 30m, 1h, 90s.")] = None,
+    window: Annotated[Optional[str], typer.Option(help="Migration window with its unit, e.g. 30m, 1h, 90s (a bare "
+                                                       "number is refused: seconds or minutes?).")] = None,
     rtt_ms: Annotated[Optional[float], typer.Option(help="Round-trip time for post-resume demand paging.",
                                                     min=0)] = None,
     compression: Annotated[float, typer.Option(help="LPM compression factor (1 = none, the conservative case).",
@@ -153,6 +149,8 @@ def plan(
 ) -> None:
     """Predict a migration: pre-copy passes, convergence, time, and the bandwidth a window needs."""
     window_s = _window_seconds(window)
+    if html and evacuate:
+        check_output_path(html, "--html")
     if not evacuate:
         _refuse_evacuation_options(partition_file, states, dirty, from_mesh, source_msps, target_msps, per_msp,
                                    per_migration_max, html)

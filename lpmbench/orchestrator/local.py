@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
+import lpmbench
 from lpmbench.net import keys
 from lpmbench.orchestrator.pair import Endpoint
 
@@ -21,6 +22,20 @@ START_TIMEOUT_S = 15.0
 
 class LocalAgentError(Exception):
     pass
+
+
+def agent_environment() -> dict[str, str]:
+    """The environment of a local agent: it imports the lpmbench this process imported, wherever the user stands.
+
+    ``python -m lpmbench`` puts its working directory first on the path, so started from a source checkout it
+    would import the checkout (no built C extension: the pure-Python twin) instead of the installed package.
+    The agents therefore run in a neutral directory, with the folder holding this process's lpmbench first on
+    PYTHONPATH: orchestrator and agents run the same code.
+    """
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lpmbench.__file__)))
+    inherited = os.environ.get("PYTHONPATH")
+    path = package_parent if not inherited else os.pathsep.join((package_parent, inherited))
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
@@ -57,6 +72,7 @@ def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[t
     with tempfile.TemporaryDirectory(prefix="lpmbench-local-") as tmp:
         key_path = os.path.join(tmp, "key")
         keys.write_key(key_path, keys.generate_key())
+        env = agent_environment()
         try:
             endpoints = []
             for address in (f"127.0.0.{i + 1}" for i in range(count)):
@@ -66,7 +82,10 @@ def local_agents(extra_args: tuple[str, ...] = (), count: int = 2) -> Iterator[t
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "lpmbench", "agent", "--bind", address, "--port", "0",
                      "--key-file", key_path, "--data-ports", "0-0", "--metrics-port", "0", *extra_args],
-                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL)
+                    stdout=subprocess.PIPE, stderr=log, text=True, stdin=subprocess.DEVNULL, cwd=tmp, env=env,
+                    # A session of their own: the terminal's Ctrl-C reaches only the orchestrator, which stops
+                    # the run cleanly and then these agents; the agents would otherwise die mid-run with it.
+                    start_new_session=True)
                 procs.append(proc)
                 endpoints.append(Endpoint(address, wait_ready(proc, address, log)))
             yield (*endpoints, keys.load_key(key_path))

@@ -60,9 +60,25 @@ class PairConfig:
 IntervalCallback = Callable[[dict[str, Any]], None]
 Reply = TypeVar("Reply", Armed, Started)
 
+INTERRUPTED = "interrupted by the user (Ctrl-C): both agents were told to stop"
+STOPPED_BY_USER = "stopped by the orchestrator's user (Ctrl-C)"  # what each agent is told, and reports back
 
-async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = None) -> dict[str, Any]:
-    """One run: A (config.sender) sends to B (config.receiver). Raises PairError when it cannot start."""
+
+class RunInterrupted(Exception):
+    """The user stopped the run (``stop`` was set) before any data moved: there is nothing to report."""
+
+
+class SameAgentError(PairError):
+    """Sender and receiver are one agent under two names: a run needs two agents."""
+
+
+async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = None,
+                   stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """One run: A (config.sender) sends to B (config.receiver). Raises PairError when it cannot start.
+
+    ``stop`` set mid-run (Ctrl-C) tells both agents to stop and returns what was measured, partial; set before
+    the streams start, it raises RunInterrupted.
+    """
     sender = AgentClient(config.sender, config.key, config.allow_insecure, config.ssl)
     receiver = AgentClient(config.receiver, config.key, config.allow_insecure, config.ssl)
     try:
@@ -70,21 +86,53 @@ async def run_pair(config: PairConfig, on_interval: IntervalCallback | None = No
         for outcome in outcomes:  # both attempts finish before close() below, so neither connection leaks
             if isinstance(outcome, BaseException):
                 raise outcome
-        run = _Run(config, sender, receiver, on_interval)
+        _refuse_one_agent_twice(sender, receiver)
+        run = _Run(config, sender, receiver, on_interval, stop)
         return await run.execute()
     finally:
         await asyncio.gather(sender.close(), receiver.close(), return_exceptions=True)
 
 
-async def run_pairs(configs: list[PairConfig], on_interval: IntervalCallback | None = None) -> dict[str, Any]:
+def agent_identity(client: AgentClient) -> tuple[Any, ...] | None:
+    """What tells one agent process from another in its handshake facts: the instance id when the agent sends
+    one, else its host name, the address it answered on and its control port. None without facts."""
+    facts = client.facts
+    if facts.get("instance_id"):
+        return ("instance", facts["instance_id"])
+    if not facts.get("hostname") or client.address is None:
+        return None
+    return ("host", facts["hostname"], client.address, client.endpoint.port)
+
+
+def _same_agent(sender: AgentClient, receiver: AgentClient) -> SameAgentError:
+    return SameAgentError(
+        sender.endpoint.label,
+        f"A ({sender.endpoint.label}) and B ({receiver.endpoint.label}) are the same agent "
+        f"(host {sender.facts.get('hostname') or '?'}); a run needs the agent of one MSP as A and the agent of the "
+        f"other as B", ErrorCode.BAD_REQUEST)
+
+
+def _refuse_one_agent_twice(sender: AgentClient, receiver: AgentClient) -> None:
+    identity = agent_identity(sender)
+    if identity is not None and identity == agent_identity(receiver):
+        raise _same_agent(sender, receiver)
+
+
+# The agent refuses a run id it has seen. Run ids are 48 random bits per run, so a sender refusing the id just
+# armed on the receiver has seen it armed: it is the receiver, reached under another name or address.
+_RUN_ID_SEEN = "run_id already used"
+
+
+async def run_pairs(configs: list[PairConfig], on_interval: IntervalCallback | None = None,
+                    stop: asyncio.Event | None = None) -> dict[str, Any]:
     """Redundant MSP pairs at once (as LPM's dual MSPs carry memory in parallel); one combined result.
 
     Live progress is shown for the first pair. A pair that cannot start fails the whole run.
     """
     if len(configs) == 1:
-        return await run_pair(configs[0], on_interval)
-    outcomes = await asyncio.gather(*(run_pair(c, on_interval if i == 0 else None) for i, c in enumerate(configs)),
-                                    return_exceptions=True)
+        return await run_pair(configs[0], on_interval, stop)
+    outcomes = await asyncio.gather(*(run_pair(c, on_interval if i == 0 else None, stop)
+                                      for i, c in enumerate(configs)), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
@@ -94,27 +142,35 @@ async def run_pairs(configs: list[PairConfig], on_interval: IntervalCallback | N
 STANDARD_FRAME_MSS = 1460  # MTU 1500 - 40 bytes of IPv4 and TCP headers: what a standard frame carries
 
 
-async def run_with_jumbo_compare(configs: list[PairConfig],
-                                 on_interval: IntervalCallback | None = None) -> dict[str, Any]:
+async def run_with_jumbo_compare(configs: list[PairConfig], on_interval: IntervalCallback | None = None,
+                                 stop: asyncio.Event | None = None) -> dict[str, Any]:
     """The run as asked, then the same run with the MSS clamped to standard frames (TCP_MAXSEG).
 
-    The gain in goodput and in CPU per GB is what jumbo frames buy on this path.
+    The gain in goodput and in CPU per GB is what jumbo frames buy on this path. Stopped during the first run,
+    the second does not start.
     """
-    jumbo = await run_pairs(configs, on_interval)
+    jumbo = await run_pairs(configs, on_interval, stop)
+    if stop is not None and stop.is_set():
+        return jumbo
     # The comparison run stays out of the agents' last-run metrics: they describe the run as configured.
     clamped = [dataclasses.replace(c, options={**c.options, "mss": STANDARD_FRAME_MSS}, send_summary=False)
                for c in configs]
-    standard = await run_pairs(clamped, None)
+    try:
+        standard = await run_pairs(clamped, None, stop)
+    except RunInterrupted:
+        return jumbo
     jumbo["jumbo_compare"] = results.jumbo_comparison(jumbo, standard)
     return results.finalize(jumbo)
 
 
 class _Run:
     def __init__(self, config: PairConfig, sender: AgentClient, receiver: AgentClient,
-                 on_interval: IntervalCallback | None) -> None:
+                 on_interval: IntervalCallback | None, stop: asyncio.Event | None = None) -> None:
         self.config = config
         self.sender = sender
         self.receiver = receiver
+        self.stop = stop
+        self._told_to_stop: set[str] = set()  # roles this orchestrator aborted: their "aborted" is no fault
         self.run_id = secrets.token_hex(6)
         self.token = protocol.new_token()
         # Intervals of the run plus its slack (arm wait, drain): more from an agent are ignored.
@@ -130,6 +186,9 @@ class _Run:
 
     async def execute(self) -> dict[str, Any]:
         armed = await self._request(self.receiver, Arm(**self._spec(), options=self._receiver_options()), Armed)
+        if self.stop is not None and self.stop.is_set():
+            await self._abort(self.receiver, STOPPED_BY_USER)
+            raise RunInterrupted("interrupted before the streams started; nothing was measured")
         started_at = results.utc_now()
         data_host = self.config.data_host or self.config.receiver.host
         options = self._sender_options()
@@ -138,8 +197,10 @@ class _Run:
         try:
             await self._request(self.sender, Start(**self._spec(), host=data_host, port=armed.port, options=options),
                                 Started)
-        except PairError:
+        except PairError as exc:
             await self._abort(self.receiver, "sender could not start")
+            if exc.code == ErrorCode.BAD_REQUEST and _RUN_ID_SEEN in exc.message:
+                raise _same_agent(self.sender, self.receiver) from None
             raise
         await self._collect()
         result = results.build_result(
@@ -149,12 +210,31 @@ class _Run:
             receiver={**self.receiver.facts, "host": self.config.receiver.host, "address": self.receiver.address},
             sender_result=self.final.get("sender"), receiver_result=self.final.get("receiver"),
             errors=self.errors)
+        cap = self._rate_cap()
+        if cap is not None:  # the checks read it: judge again with it in place
+            result["rate_cap"] = cap
+            result = results.finalize(result)
         summary = results.summary(result)
         for client in (self.sender, self.receiver) if self.config.send_summary else ():
             if client.conn.state is protocol.State.READY:
                 with contextlib.suppress(Exception):
                     await client.send(Summary(self.run_id, summary))
         return result
+
+    def _rate_cap(self) -> dict[str, Any] | None:
+        """The cap on the sender's rate: the user's --rate, or, for a run that asked none, the sending agent's
+        --max-rate (the agent says it paced the streams: ``rate_capped``; its value when the agent tells it, as
+        ``max_rate_bps`` in its facts or ``rate_bps`` in its result). ``applied`` False: pacing was refused."""
+        report = self.final.get("sender") or {}
+        capped = report.get("rate_capped")
+        asked = self.config.options.get("rate_bps")
+        if asked:
+            return {"bps": asked, "source": "rate", "applied": capped is not False}
+        if capped is not True:
+            return None
+        told = report.get("rate_bps") or self.sender.facts.get("max_rate_bps")
+        bps = told if isinstance(told, (int, float)) and not isinstance(told, bool) and told > 0 else None
+        return {"bps": bps, "source": "agent", "applied": True}
 
     def _receiver_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.options.items() if k in ("rx_discard",)}
@@ -194,15 +274,37 @@ class _Run:
 
     async def _until_both_done(self, tasks: dict[str, asyncio.Future]) -> None:
         pending = set(tasks.values())
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                role = next(r for r, t in tasks.items() if t is task)
-                if task.exception() is not None:  # a bug in reading one side: say so, never a network verdict
-                    self.errors.append(f"{role}: the orchestrator failed reading its reports: {task.exception()!r}")
-                final = self.final.get(role)
-                if final is None or final.get("error"):  # that side failed: stop the other, keep what it has
-                    await self._stop_other(role)
+        stopping = asyncio.ensure_future(self.stop.wait()) if self.stop is not None else None
+        try:
+            while pending:
+                waiting = pending | ({stopping} if stopping is not None and not stopping.done() else set())
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if stopping in done:
+                    await self._interrupt()
+                finished = done & pending
+                pending -= finished
+                await self._after_listeners(tasks, finished)
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+
+    async def _interrupt(self) -> None:
+        """The user stopped the run: both agents stop (each gets ABORT_GRACE_S to report what it measured)."""
+        self.errors.append(INTERRUPTED)
+        grace_end = asyncio.get_running_loop().time() + contract.ABORT_GRACE_S
+        for role in ("sender", "receiver"):
+            if role not in self.final:
+                self._deadlines[role] = min(self._deadlines[role], grace_end)
+                await self._abort(self._client(role), STOPPED_BY_USER)
+
+    async def _after_listeners(self, tasks: dict[str, asyncio.Future], finished: set[asyncio.Future]) -> None:
+        for task in finished:
+            role = next(r for r, t in tasks.items() if t is task)
+            if task.exception() is not None:  # a bug in reading one side: say so, never a network verdict
+                self.errors.append(f"{role}: the orchestrator failed reading its reports: {task.exception()!r}")
+            final = self.final.get(role)
+            if final is None or final.get("error"):  # that side failed: stop the other, keep what it has
+                await self._stop_other(role)
 
     async def _stop_other(self, failed_role: str) -> None:
         other_role = "receiver" if failed_role == "sender" else "sender"
@@ -245,12 +347,21 @@ class _Run:
                 self.merger.add(role, message.to_fields())
             elif isinstance(message, Result) and message.run_id == self.run_id:
                 self.final[role] = message.data
+                self._note_agent_stopped(role, host, message.data)
                 return
             elif isinstance(message, Error):
                 self.errors.append(f"{role} {host}: {message.message}")
                 return
 
+    def _note_agent_stopped(self, role: str, host: str, report: dict[str, Any]) -> None:
+        """An agent that aborted a run nobody told it to stop, and not for a stall it diagnosed, was stopped on its
+        host (SIGTERM, shutdown): the agent is lost mid-run, and the measurement is no verdict on the network."""
+        if report.get("aborted") is True and report.get("stalled") is not True and role not in self._told_to_stop:
+            self.errors.append(f"{role} {host} stopped mid-run ({report.get('error') or 'aborted'}); start the "
+                               f"agent again there and repeat the run")
+
     async def _abort(self, client: AgentClient, reason: str) -> None:
+        self._told_to_stop.add("sender" if client is self.sender else "receiver")
         if client.conn.state is protocol.State.READY:
             with contextlib.suppress(Exception):
                 await client.send(Abort(self.run_id, reason))

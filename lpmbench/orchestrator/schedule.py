@@ -39,7 +39,10 @@ def parse_every(text: str) -> float:
     """Seconds in ``90s``, ``30m``, ``6h`` or ``1d``: a whole positive number and one unit, nothing else."""
     match = _EVERY_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"bad interval {text!r}: use a whole number and a unit s, m, h or d, e.g. 90s, 30m, 6h, 1d")
+        bare = isinstance(text, str) and text.strip().isdigit()
+        guess = f"it has no unit, did you mean {text.strip()}m? " if bare else ""
+        raise ValueError(f"bad interval {text!r}: {guess}use a whole number and a unit s, m, h or d, e.g. 90s, 30m, "
+                         f"6h, 1d")
     return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from lpmbench.analysis import lpm
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
-from lpmbench.analysis.units import format_byte_rate, format_bytes, format_duration, format_rate_bps
+from lpmbench.analysis.checks.transfer import cap_set_the_pace, rate_cap_text
+from lpmbench.analysis.units import finite_or_none, format_byte_rate, format_bytes, format_duration, format_rate_bps
 
 # Checks of each pair's own result that judge the whole, not the pair: every pair alone "is" a single pair, and
 # partitions alone get only its share of the bandwidth; the combined result judges both at the aggregate.
@@ -55,6 +57,18 @@ def _duration(seconds: float | None) -> str:
     return format_duration(seconds) if seconds is not None else "never"
 
 
+def outlook_bandwidth(result: dict[str, Any]) -> float | None:
+    """The bandwidth LPM's outlook is judged on: the measured goodput (redundant pairs added up), unless a
+    send-rate cap set the pace. Then it is what the link could carry (the wire limit of a single pair), or None
+    when that is not known: a capped goodput says what the cap allowed, not what a migration would get."""
+    measured = result.get("aggregate_goodput_bps") or result.get("goodput_bps")
+    if not cap_set_the_pace(result):
+        return measured
+    several_pairs = len(result.get("pairs") or []) > 1  # the wire limit is the first pair's alone
+    link = finite_or_none(result.get("wire_limit_bps"))
+    return link if link and not several_pairs else None
+
+
 def lpm_checks(result: dict[str, Any]) -> list[dict[str, str]]:
     """One check per partition given with --lpar: does it converge, and within the window?"""
     partitions = result.get("lpm")
@@ -62,8 +76,32 @@ def lpm_checks(result: dict[str, Any]) -> list[dict[str, str]]:
         return [check("LPM bandwidth for partitions", UNKNOWN,
                       "no partitions given; pass --lpar NAME:MEMORY[:DIRTY_RATE] (and --window) to judge them",
                       "")]
+    if cap_set_the_pace(result):
+        return _capped_partition_checks(result, partitions)
     bandwidth_bps = (result.get("lpm_model") or {}).get("bandwidth_bps")  # None in hand-made results
     return [_partition_check(part, bandwidth_bps) for part in partitions]
+
+
+def _capped_partition_checks(result: dict[str, Any], partitions: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A capped run judges the partitions on what the link could carry, or says it cannot judge them."""
+    cap = rate_cap_text(result)
+    link_bps = outlook_bandwidth(result)
+    if link_bps is None:
+        return [check(f"LPM partition {part['name']}", UNKNOWN,
+                      f"{format_bytes(part['memory_bytes'])} dirtied at {format_byte_rate(part['dirty_rate_Bps'])}: "
+                      f"not judged: {cap}, so the run measured the cap, not what the link can carry",
+                      "run again without the cap to judge the partition, or give the link's rate to 'lpmbench plan "
+                      "--memory SIZE --dirty-rate RATE --bandwidth RATE'")
+                for part in partitions]
+    model = result.get("lpm_model") or {}
+    specs = [lpm.LparSpec(**spec) for spec in (result.get("config") or {}).get("lpars", [])]
+    rtt_s = (finite_or_none(model.get("rtt_ms")) or 0.0) / 1000
+    on_link = lpm.assess_lpars(specs, link_bps, rtt_s, model.get("window_s"), model.get("compression", 1.0))
+    judged = []
+    for part in on_link:
+        one = _partition_check(part, link_bps)
+        judged.append({**one, "detail": f"{one['detail']} (what the link can carry; {cap})"})
+    return judged
 
 
 def _partition_check(part: dict[str, Any], bandwidth_bps: float | None) -> dict[str, str]:

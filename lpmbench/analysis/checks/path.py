@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
+from lpmbench.analysis.checks.transfer import cap_set_the_pace, rate_cap_text
 from lpmbench.analysis.wire import JUMBO_MTU, MSS_HEADROOM, STANDARD_MTU, on_loopback
 
 # A black hole lets the handshake and the first small segments through, then nothing full-size: a stream that
@@ -178,6 +179,8 @@ def stream_limits_check(result: dict[str, Any]) -> dict[str, str]:
     if limits:
         return check(name, WARN, f"{' and '.join(w for w, _ in limits)} held the streams back ({shares})",
                      "; ".join(r for _, r in limits))
+    if cap_set_the_pace(result):
+        return check(name, PASS, f"{rate_cap_text(result)}: the cap set the pace, not the network ({shares})")
     return check(name, PASS, f"the network set the pace, not the hosts ({shares})")
 
 
@@ -188,6 +191,8 @@ def efficiency_check(result: dict[str, Any]) -> dict[str, str]:
         return check(name, UNKNOWN, "wire limit unknown: the link speeds, the path MTU or the streams' MSS "
                                     "(no TCP_INFO on AIX) not known, or loopback")
     detail = f"{efficiency:.0%} of the {limit / 1e9:.2f} Gbit/s the slowest link can carry at this MTU"
+    if cap_set_the_pace(result):
+        return check(name, UNKNOWN, f"{detail}; {rate_cap_text(result)}, so the run did not try to fill the link")
     if efficiency < EFFICIENCY_WARN:
         return check(name, WARN, detail, "see the other checks for the cause: retransmits, windows, offloads, CPU")
     return check(name, PASS, detail)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
+from lpmbench.analysis.units import finite_or_none, format_rate_bps
 
 # Retransmitted segments / segments sent. A dedicated LPM network retransmits next to nothing; IBM names
 # retransmissions (e.g. a 10 Gb MSP feeding a 1 Gb MSP) as the cause of slow or stalled migrations. Modern
@@ -32,11 +33,40 @@ def retransmit_check(result: dict[str, Any]) -> dict[str, str]:
     return check(name, PASS, detail)
 
 
+# A run whose goodput reached this share of its send-rate cap was held at the cap (pacing keeps a capped run
+# within a few percent of it): its goodput says what the cap allowed, not what the link can do.
+CAP_BOUND_FRACTION = 0.9
+
+
+def rate_cap_text(result: dict[str, Any]) -> str | None:
+    """How the sender's rate was capped, in words ("capped at 200 Mbit/s by the sending agent's --max-rate"), or
+    None when it was not. ``rate_cap`` is {bps (None when the agent did not say), source: "rate" | "agent"}."""
+    cap = result.get("rate_cap")
+    if not isinstance(cap, dict) or cap.get("applied") is False:
+        return None
+    bps = finite_or_none(cap.get("bps"))
+    at = f" at {format_rate_bps(bps)}" if bps is not None and bps > 0 else ""
+    by = "--rate" if cap.get("source") == "rate" else "the sending agent's --max-rate"
+    return f"the send rate was capped{at} by {by}"
+
+
+def cap_set_the_pace(result: dict[str, Any]) -> bool:
+    """Whether a send-rate cap, not the network, held the run back (a cap of unknown value is taken as holding
+    it: the goodput cannot then say what the link can do)."""
+    if rate_cap_text(result) is None:
+        return False
+    bps = finite_or_none(result["rate_cap"].get("bps"))
+    goodput = finite_or_none(result.get("goodput_bps")) or 0.0
+    return bps is None or goodput >= CAP_BOUND_FRACTION * bps
+
+
 def completion_check(result: dict[str, Any]) -> dict[str, str]:
     if result.get("partial"):
         return check("run completed", FAIL, f"the run did not complete: {result.get('error') or 'unknown error'}",
                      "make sure both agents stay up and reachable for the whole run, then run again")
-    return check("run completed", PASS, f"{result['config']['streams']} streams for {result['duration_s']:.1f} s")
+    detail = f"{result['config']['streams']} streams for {result['duration_s']:.1f} s"
+    cap = rate_cap_text(result)
+    return check("run completed", PASS, f"{detail}; {cap}" if cap else detail)
 
 
 def data_port_check(result: dict[str, Any]) -> dict[str, str]:
