@@ -30,6 +30,7 @@ from lpmbench.protocol.messages import (
     ErrorCode,
     Heartbeat,
     Interval,
+    Message,
     Result,
     Start,
     Started,
@@ -178,6 +179,7 @@ class _Run:
         self.merger = results.IntervalMerger(config.streams, config.interval, on_interval, int(expected) + 10)
         self.final: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
+        self.faults: list[PairError] = []  # reports that broke the contract (results.ReportError)
         self._deadlines: dict[str, float] = {}  # per role: when to stop waiting for its result
 
     def _spec(self) -> dict[str, Any]:
@@ -185,6 +187,12 @@ class _Run:
                 "duration": self.config.duration, "interval": self.config.interval}
 
     async def execute(self) -> dict[str, Any]:
+        for role, client in (("sender", self.sender), ("receiver", self.receiver)):
+            try:
+                client.facts = results.check_facts(role, client.facts)
+            except results.ReportError as exc:
+                raise PairError(client.endpoint.label, f"sent facts lpmbench cannot use ({exc})",
+                                ErrorCode.PROTOCOL) from None
         armed = await self._request(self.receiver, Arm(**self._spec(), options=self._receiver_options()), Armed)
         if self.stop is not None and self.stop.is_set():
             await self._abort(self.receiver, STOPPED_BY_USER)
@@ -203,6 +211,8 @@ class _Run:
                 raise _same_agent(self.sender, self.receiver) from None
             raise
         await self._collect()
+        if self.faults:
+            raise self.faults[0]
         result = results.build_result(
             config=self.config, run_id=self.run_id, started_at=started_at, merger=self.merger,
             # The agent's facts first: where the orchestrator connected is its own knowledge, not the agent's say.
@@ -343,15 +353,27 @@ class _Run:
                 return
             if isinstance(message, Heartbeat):
                 continue
+            if await self._take_report(role, client, message):
+                return
+
+    async def _take_report(self, role: str, client: AgentClient, message: Message) -> bool:
+        """Keep an interval or the final result of this run; True when the agent has no more to say."""
+        host = client.endpoint.label
+        try:
             if isinstance(message, Interval) and message.run_id == self.run_id:
                 self.merger.add(role, message.to_fields())
             elif isinstance(message, Result) and message.run_id == self.run_id:
-                self.final[role] = message.data
-                self._note_agent_stopped(role, host, message.data)
-                return
-            elif isinstance(message, Error):
-                self.errors.append(f"{role} {host}: {message.message}")
-                return
+                self.final[role] = results.check_final(role, message.data, self.config.streams)
+                self._note_agent_stopped(role, host, self.final[role])
+                return True
+        except results.ReportError as exc:  # a protocol fault: the run ends with exit 2, never a verdict
+            self.faults.append(PairError(host, f"sent a report lpmbench cannot use ({exc})", ErrorCode.PROTOCOL))
+            await self._abort(client, f"the orchestrator refused a report: {exc}")
+            return True
+        if isinstance(message, Error):
+            self.errors.append(f"{role} {host}: {message.message}")
+            return True
+        return False
 
     def _note_agent_stopped(self, role: str, host: str, report: dict[str, Any]) -> None:
         """An agent that aborted a run nobody told it to stop, and not for a stall it diagnosed, was stopped on its
