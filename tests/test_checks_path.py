@@ -185,7 +185,7 @@ def test_wire_limit_counts_the_headers_of_the_address_family(result, payload, fr
 
 
 def test_wire_limit_at_the_design_figures():
-    """DESIGN.md: 1448/1538 = 94.1 % at MTU 1500 and 8948/9038 = 99.0 % at MTU 9000 (IPv4, timestamps)."""
+    """The design figures: 1448/1538 = 94.1 % at MTU 1500 and 8948/9038 = 99.0 % at MTU 9000 (IPv4, timestamps)."""
     assert wire.wire_limit_bps(wired(1448)) / 10e9 == pytest.approx(0.941, abs=5e-4)
     assert wire.wire_limit_bps(wired(8948, 9000)) / 10e9 == pytest.approx(0.990, abs=5e-4)
 

@@ -42,7 +42,7 @@ check() {
     [ "$(id -u)" -eq 0 ] || die "run as root (on VIOS: oem_setup_env first)"
     [ -x "$LPMBENCH" ] || die "$LPMBENCH is not executable; set LPMBENCH to the lpmbench command (pip's bin directory)"
     lsuser "$AGENT_USER" >/dev/null 2>&1 || die "no user $AGENT_USER; create it: mkuser login=false rlogin=false $AGENT_USER"
-    [ -f "$KEY_FILE" ] || die "no key file $KEY_FILE; create it: $LPMBENCH keygen > $KEY_FILE (the same key on every agent)"
+    [ -f "$KEY_FILE" ] || die "no key file $KEY_FILE; create it: $LPMBENCH keygen --out $KEY_FILE (the same key on every agent)"
     # The agent refuses a key that group or others may read, and must be able to read it itself.
     owner=$(ls -l "$KEY_FILE" | awk '{print $3}')
     mode=$(ls -l "$KEY_FILE" | awk '{print $1}')

@@ -156,7 +156,7 @@ next_steps() {
 install.sh: done. Next (vios.md has the details):
   mkuser login=false rlogin=false lpmbench                       # the agent's own user
   mkdir -p /etc/lpmbench && chown lpmbench /etc/lpmbench && chmod 700 /etc/lpmbench
-  $PREFIX/bin/lpmbench keygen > /etc/lpmbench/key                 # or copy the key the other agents use
+  $PREFIX/bin/lpmbench keygen --out /etc/lpmbench/key               # or copy the key the other agents use
   chown lpmbench /etc/lpmbench/key && chmod 600 /etc/lpmbench/key
   LPMBENCH=$PREFIX/bin/lpmbench sh $here/mkssys-lpmbench.sh && startsrc -s lpmbench
 EOF
