@@ -67,6 +67,9 @@ class PortSpec:
     rate_bps: link rate in both directions (None: unshaped). queue_bytes: the tbf queue, i.e. the
     switch buffer (None: 5 ms at the link rate). burst_bytes: tbf bucket (None: derived).
     loss: probability that a frame crossing this switch port is dropped, per direction.
+    out_mtu: the switch drops frames larger than this on their way out of the port to the host only (a black
+    hole in one direction: the host still sends jumbo frames through it). block_icmp: the switch drops ICMP and
+    ICMPv6 echo requests and replies crossing the port, as a firewall that blocks ping does.
     """
 
     host_mtu: int = 1500
@@ -75,9 +78,11 @@ class PortSpec:
     queue_bytes: int | None = None
     burst_bytes: int | None = None
     loss: float = 0.0
+    out_mtu: int | None = None
+    block_icmp: bool = False
 
     def __post_init__(self) -> None:
-        for label, mtu in (("host_mtu", self.host_mtu), ("switch_mtu", self.switch_mtu)):
+        for label, mtu in (("host_mtu", self.host_mtu), ("switch_mtu", self.switch_mtu), ("out_mtu", self.out_mtu)):
             if mtu is not None and not 68 <= mtu <= 65535:
                 raise ValueError(f"{label} must be between 68 and 65535, got {mtu}")
         if self.rate_bps is not None and self.rate_bps < 8_000:
@@ -298,8 +303,15 @@ class Lab:
             for direction in ("iifname", "oifname"):
                 # A switch port drops frames over its MTU in both directions; in the bridge
                 # family "meta length" is the L3 length, i.e. what the MTU bounds.
-                lines.append(f'add rule bridge lpmb port_filter {direction} "{port}" '
-                             f"meta length > {spec.effective_switch_mtu} drop")
+                mtu = spec.effective_switch_mtu
+                if direction == "oifname" and spec.out_mtu is not None:
+                    mtu = min(mtu, spec.out_mtu)
+                lines.append(f'add rule bridge lpmb port_filter {direction} "{port}" meta length > {mtu} drop')
+                if spec.block_icmp:
+                    lines += [f'add rule bridge lpmb port_filter {direction} "{port}" icmp type '
+                              f"{{ echo-request, echo-reply }} drop",
+                              f'add rule bridge lpmb port_filter {direction} "{port}" icmpv6 type '
+                              f"{{ echo-request, echo-reply }} drop"]
                 if spec.loss > 0:
                     threshold = round(spec.loss * 1_000_000)
                     lines.append(f'add rule bridge lpmb port_filter {direction} "{port}" '
