@@ -329,7 +329,8 @@ def _data_port(sender_result: dict[str, Any] | None, receiver_result: dict[str, 
 
 
 def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:
-    keys = ("hostname", "os", "version", "dataplane", "event_loop", "cpu_percent", "process_cpu_s", "cpu_note")
+    keys = ("hostname", "os", "version", "dataplane", "event_loop", "cpu_percent", "process_cpu_s", "cpu_note",
+            "msp")
     return {k: final[k] for k in keys if final and k in final}
 
 
