@@ -218,7 +218,7 @@ class SpreadAudit:
         else:
             found = linux_ecmp(peer_address) or linux_bond(interface)
         if found is not None:
-            found["name"] = self._adapter or (interface if found["kind"] == "bond" else f"route to {peer_address}")
+            found["name"] = self._adapter or (interface if found["kind"] == "bond" else f"to {peer_address}")
         return found
 
     def _bytes(self) -> dict[str, dict[str, int | None]]:

@@ -56,7 +56,9 @@ def spread(result: dict[str, Any], role: str) -> dict[str, Any] | None:
 def _describe(result: dict[str, Any], role: str, found: dict[str, Any]) -> str:
     facts = found["facts"]
     kind = {"bond": "bond", "etherchannel": "EtherChannel", "ecmp": "multipath route"}.get(found["kind"], "aggregate")
-    head = f"{host_label(result, role)} {kind} {found['name']} (hash {facts.get('hash_policy') or 'unknown'})"
+    knob = {"bond": "xmit_hash_policy", "etherchannel": "hash_mode", "ecmp": "fib_multipath_hash_policy"}
+    head = (f"{host_label(result, role)} {kind} {found['name']} ({knob.get(found['kind'], 'hash')} "
+            f"{facts.get('hash_policy') or 'not reported'})")
     if found["bytes"] is None:
         return f"{head}: member counters not readable"
     total = sum(found["bytes"].values()) or 1.0
