@@ -176,6 +176,11 @@ AGGREGATE_ROWS = [
         ("no aggregate facts",), id="aggregate-older-agents"),
     row(aggregate.aggregate_check, pair({"aggregate": {"kind": None, "error": "aggregate audit failed: x"}}, {}),
         UNKNOWN, ("aggregate audit failed",), id="aggregate-audit-error"),
+    row(aggregate.aggregate_check, pair({"aggregate": {"kind": ["bond"], "members": 3}},
+                                        {"aggregate": {"kind": "bond", "name": "b", "members": [{"name": "e0"}],
+                                                       "bytes": {"e0": [1, 2]}}}), UNKNOWN,
+        ("receiver msp-b bond b", "member counters not readable"), absent=("sender",),
+        id="aggregate-malformed-facts-ignored"),
 ]
 
 ROWS = REACH_ROWS + MOVER_ROWS + CPU_ROWS + AGGREGATE_ROWS

@@ -38,12 +38,13 @@ def spread(result: dict[str, Any], role: str) -> dict[str, Any] | None:
     """{"kind", "name", "present", "used", "bytes": {member: bytes}} of one side's aggregate over the run, or
     None when that side has no aggregate; "bytes" is None when the member counters were not readable."""
     facts = msp_fact(result, role, "aggregate")
-    if not facts or not facts.get("kind"):
+    if not facts or not isinstance(facts.get("kind"), str) or facts["kind"] not in REMEDY:
         return None
     active = _active_members(facts)
     moved = facts.get("bytes") if isinstance(facts.get("bytes"), dict) else {}
     direction = DIRECTION[role]
-    per_member = {name: number((moved.get(name) or {}).get(direction)) for name in active}
+    per_member = {name: number(moved[name].get(direction)) if isinstance(moved.get(name), dict) else None
+                  for name in active}
     if not active or any(v is None for v in per_member.values()):
         return {"kind": facts["kind"], "name": facts.get("name"), "present": len(active), "used": None,
                 "bytes": None, "facts": facts}
