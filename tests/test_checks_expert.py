@@ -69,7 +69,8 @@ def data_port(port: int, span: tuple[int, int] = (0, 0)) -> dict[str, Any]:
 
 
 MOVER_ROWS = [
-    row(mover.streams_match_check, pair(LINUX, LINUX), UNKNOWN, ("no VIOS mover on this host",), id="mover-linux"),
+    row(mover.streams_match_check, pair(LINUX, LINUX), UNKNOWN, ("both MSPs: no VIOS mover on this host",),
+        id="mover-linux"),
     row(mover.streams_match_check, pair(vios(), vios()), PASS, ("4 streams", "concurrency_lvl 4"),
         id="mover-streams-match"),
     row(mover.streams_match_check, {**pair(vios(), vios()), "config": {"streams": 8}}, WARN,
@@ -167,7 +168,7 @@ AGGREGATE_ROWS = [
     row(aggregate.aggregate_check, pair(members("bond", {"eth0": 5 * GB, "eth1": 0}, mode="active-backup"), {}),
         PASS, ("1 of 1 members",), id="bond-active-backup-one-carries"),
     row(aggregate.aggregate_check, pair(members("ecmp", {"v1": 5 * GB, "v2": 10**5}, policy="0"), {}), WARN,
-        ("multipath route", "1 of 2"), ("fib_multipath_hash_policy=1",), id="ecmp-one-path"),
+        ("multipath route", "1 of 2 paths"), ("fib_multipath_hash_policy=1",), id="ecmp-one-path"),
     row(aggregate.aggregate_check, pair(members("bond", {"eth0": None, "eth1": 3}), {}), UNKNOWN,
         ("member counters not readable",), id="bond-counters-unreadable"),
     row(aggregate.aggregate_check, pair({"aggregate": None}, {"aggregate": None}), PASS, ("no aggregated link",),

@@ -60,7 +60,7 @@ def test_l3_hash_puts_every_stream_on_one_path():
     moved = spread_of(result)
     assert min(moved.values()) < 0.05 * sum(moved.values()), moved
     check = checks_of(result)[SPREAD]
-    assert check["status"] == "warn" and "1 of 2 members" in check["detail"], check
+    assert check["status"] == "warn" and "1 of 2 paths" in check["detail"], check
     assert "fib_multipath_hash_policy=1" in check["remedy"]
 
 
@@ -70,4 +70,4 @@ def test_l4_hash_spreads_the_streams_over_both_paths():
     moved = spread_of(result)
     assert min(moved.values()) > 0.1 * sum(moved.values()), moved
     check = checks_of(result)[SPREAD]
-    assert check["status"] == "pass" and "2 of 2 members" in check["detail"], check
+    assert check["status"] == "pass" and "2 of 2 paths" in check["detail"], check

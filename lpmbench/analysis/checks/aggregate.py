@@ -64,7 +64,8 @@ def _describe(result: dict[str, Any], role: str, found: dict[str, Any]) -> str:
         return f"{head}: member counters not readable"
     total = sum(found["bytes"].values()) or 1.0
     shares = ", ".join(f"{name} {value / 1e9:.2f} GB ({value / total:.0%})" for name, value in found["bytes"].items())
-    return f"{head}: {found['used']} of {found['present']} members carried the run ({shares})"
+    parts = "paths" if found["kind"] == "ecmp" else "members"
+    return f"{head}: {found['used']} of {found['present']} {parts} carried the run ({shares})"
 
 
 def _none_found(result: dict[str, Any]) -> dict[str, str]:

@@ -35,11 +35,11 @@ def _vios_level(result: dict[str, Any], role: str) -> tuple[int, ...] | None:
 
 
 def _no_mover(result: dict[str, Any]) -> str:
-    reasons = []
-    for role in ROLES:
-        mover = msp_fact(result, role, "mover")
-        reasons.append(f"{host_label(result, role)}: {mover.get('reason') if mover else 'no mover facts reported'}")
-    return "; ".join(reasons)
+    reasons = [str((msp_fact(result, role, "mover") or {}).get("reason") or "no mover facts reported")
+               for role in ROLES]
+    if reasons[0] == reasons[1]:
+        return f"both MSPs: {reasons[0]}"
+    return "; ".join(f"{host_label(result, role)}: {reason}" for role, reason in zip(ROLES, reasons))
 
 
 def _level_advice(result: dict[str, Any], role: str) -> str:
