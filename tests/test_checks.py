@@ -17,7 +17,7 @@ from lpmbench.analysis import checks
 from lpmbench.analysis.checks import FAIL, PASS, RULES, UNKNOWN, WARN, base, path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-FAMILIES = ("transfer", "path", "nic", "lpm")
+FAMILIES = ("transfer", "path", "nic", "lpm", "expert")
 ROW_ARGS = "rule, result, status, detail, remedy, absent"
 Rule = Callable[[dict[str, Any]], Optional[dict[str, str]]]
 

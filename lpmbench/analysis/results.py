@@ -387,7 +387,8 @@ def _checked_agent(role: str, agent: dict[str, Any], final: dict[str, Any] | Non
 
 
 def _host_facts(final: dict[str, Any] | None) -> dict[str, Any]:
-    keys = ("hostname", "os", "version", "dataplane", "event_loop", "cpu_percent", "process_cpu_s", "cpu_note")
+    keys = ("hostname", "os", "version", "dataplane", "event_loop", "cpu_percent", "process_cpu_s", "cpu_note",
+            "msp")
     return {k: final[k] for k in keys if final and k in final}
 
 

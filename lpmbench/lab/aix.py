@@ -14,8 +14,9 @@ Before lpmbench is imported, this process is made to look like AIX's CPython 3.9
   still Linux, as the same API reading the Linux kernel (``LPMBENCH_AIX_NO_PSUTIL=1``: no psutil at all);
 - uvloop cannot be imported (no AIX build) and ``LPMBENCH_NO_EXTENSIONS=1`` (a VIOS has no compiler), so the
   pure-Python data plane and the stock asyncio loop run, as they would there;
-- ``PATH`` starts with wrapper scripts that answer ``lsattr``, ``entstat``, ``netstat``, ``route`` and
-  ``ioscli`` in IBM's documented formats from the Linux state underneath (:mod:`lpmbench.lab.aix_commands`).
+- ``PATH`` starts with wrapper scripts that answer ``lsattr`` (adapters, interfaces and vioslpm0), ``entstat``,
+  ``netstat``, ``route``, ``ioscli``, ``lparstat -i`` and ``ping`` in IBM's documented formats from the Linux
+  state underneath (:mod:`lpmbench.lab.aix_commands`).
 
 What stays Linux, plainly: the kernel. TCP, path-MTU discovery, the socket options that do exist and every
 number the commands print come from Linux. The personality proves that the AIX code paths work end to end
@@ -78,6 +79,7 @@ def become_aix() -> str:
     os.environ["LPMBENCH_NO_EXTENSIONS"] = "1"
     commands = _command_folder()
     os.environ["PATH"] = commands + os.pathsep + os.environ.get("PATH", "")
+    os.environ[aix_commands.COMMANDS_ENV] = commands  # a stand-in that wraps a Linux tool of its name skips it
     return commands
 
 

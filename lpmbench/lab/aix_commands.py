@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from typing import Callable
@@ -26,6 +27,7 @@ from typing import Callable
 SYS_NET = "/sys/class/net"
 VIOS_LEVEL = "3.1.4.31"  # the ioslevel the personality reports (an emulated VIOS, not a real one)
 DEVICE_TYPE = "Linux veth as emulated Ethernet Adapter (lpmbench AIX personality)"
+COMMANDS_ENV = "LPMBENCH_AIX_COMMANDS"  # the folder of stand-ins on PATH (lpmbench.lab.aix sets it)
 
 
 class Usage(Exception):
@@ -118,6 +120,8 @@ def lsattr(argv: list[str]) -> str:
     if len(argv) != 2 or argv[0] != "-El":
         raise Usage("Usage: lsattr -El Name  (only this form is emulated)")
     device = argv[1]
+    if device == "vioslpm0":
+        return _vioslpm0()
     linux = linux_name(device)
     mtu = _read(f"{SYS_NET}/{linux}/mtu") or "1500"
     if device.startswith(("en", "et", "lo")):
@@ -139,6 +143,83 @@ def lsattr(argv: list[str]) -> str:
         ("large_send", _yes(offloads.get("tcp-segmentation-offload")), "Enable transmit TCP segmentation offload"),
         ("media_speed", f"{speed}_Full_Duplex" if speed else "Auto_Negotiation", "Requested media speed"),
     ])
+
+
+# vioslpm0 as a VIOS 3.1 ships it (IBM's defaults); LPMBENCH_AIX_VIOSLPM0="name=value,..." changes attributes
+# for a scenario (e.g. "tcp_port_low=40001,tcp_port_high=40010"), "name=" drops one (an older VIOS level).
+VIOSLPM0 = {"auto_tunnel": ("1", "Auto Tunnel Enabled"),
+            "cfg_msp_lpm_ops": ("8", "Number of concurrent LPM operations for this MSP"),
+            "concurrency_lvl": ("4", "Concurrency level"),
+            "lpm_msnap_succ": ("1", "Create mini-snap for successful migrations"),
+            "max_lpm_vasi": ("1", "Maximum number of VASI adapters used for LPM"),
+            "src_lun_val": ("off", "Source LUN validation"),
+            "tcp_port_high": ("0", "TCP highest ephemeral port"),
+            "tcp_port_low": ("0", "TCP lowest ephemeral port")}
+
+
+def _vioslpm0() -> str:
+    attributes = dict(VIOSLPM0)
+    for pair in filter(None, os.environ.get("LPMBENCH_AIX_VIOSLPM0", "").split(",")):
+        name, _, value = pair.partition("=")
+        if value:
+            attributes[name] = (value, attributes.get(name, ("", name))[1])
+        else:
+            attributes.pop(name, None)
+    return _lsattr_rows([(name, value, description) for name, (value, description) in attributes.items()])
+
+
+def lparstat(argv: list[str]) -> str:
+    """lparstat -i of a shared uncapped partition whose virtual CPUs are this host's CPUs (the Linux kernel
+    underneath has no entitlement: the agent's cgroup quota, when it has one, stands for it)."""
+    if argv != ["-i"]:
+        raise Usage("Usage: lparstat -i  (only this form is emulated)")
+    cpus = len(os.sched_getaffinity(0))
+    rows = [("Node Name", os.uname().nodename), ("Partition Name", os.uname().nodename), ("Partition Number", "1"),
+            ("Type", "Shared-SMT-1"), ("Mode", "Uncapped"), ("Entitled Capacity", f"{cpus:.2f}"),
+            ("Partition Group-ID", "32769"), ("Shared Pool ID", "0"), ("Online Virtual CPUs", str(cpus)),
+            ("Maximum Virtual CPUs", str(cpus)), ("Minimum Virtual CPUs", "1"),
+            ("Active CPUs in Pool", str(cpus))]
+    return "".join(f"{name:<43}: {value}\n" for name, value in rows)
+
+
+def _linux_tool(name: str) -> str:
+    """The Linux tool of this name, not the stand-in of the same name that the personality put first on PATH."""
+    stand_ins = os.environ.get(COMMANDS_ENV, "")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != stand_ins)
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise Usage(f"{name}: not found")
+    return found
+
+
+def ping(argv: list[str]) -> str:
+    """AIX's ping (-n, -c Count, -w Timeout, -a inet6, Host) run as Linux's, printed in AIX's format."""
+    count, wait, host, family = "1", "1", None, "-4"
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-c", "-w", "-a"):
+            value = next(args, "")
+            count, wait = (value, wait) if arg == "-c" else (count, value) if arg == "-w" else (count, wait)
+            family = "-6" if arg == "-a" and value == "inet6" else family
+        elif arg != "-n":
+            host = arg
+    if host is None:
+        raise Usage("Usage: ping [-n] [-c Count] [-w timeout] [-a addr_family] Host  (only these are emulated)")
+    # AIX sends Count echoes a second apart and waits Timeout for each reply (iputils' -W; its -w would count
+    # replies instead of echoes)
+    text = subprocess.run([_linux_tool("ping"), family, "-n", "-c", count, "-i", "1", "-W", wait, host],
+                          capture_output=True, text=True, timeout=int(count) + int(wait) + 5).stdout
+    sent = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+    if not sent:
+        raise Usage(f"0821-062 ping: host name {host} NOT FOUND")
+    rtts = [float(t) for t in re.findall(r"time=([\d.]+) ms", text)]
+    out = f"PING {host}: ({host}): 56 data bytes\n"
+    out += "".join(f"64 bytes from {host}: icmp_seq={i} ttl=255 time={round(t)} ms\n" for i, t in enumerate(rtts))
+    out += (f"\n----{host} PING Statistics----\n{sent.group(1)} packets transmitted, {sent.group(2)} packets "
+            f"received, {100 - 100 * int(sent.group(2)) // max(1, int(sent.group(1)))}% packet loss\n")
+    if rtts:
+        out += f"round-trip min/avg/max = {round(min(rtts))}/{round(sum(rtts) / len(rtts))}/{round(max(rtts))} ms\n"
+    return out
 
 
 def _side_by_side(left: list[str], right: list[str]) -> str:
@@ -238,6 +319,7 @@ def ioscli(argv: list[str]) -> str:
 
 COMMANDS: dict[str, Callable[[list[str]], str]] = {
     "lsattr": lsattr, "entstat": entstat, "netstat": netstat, "route": route, "ioscli": ioscli,
+    "lparstat": lparstat, "ping": ping,
 }
 
 
@@ -246,11 +328,13 @@ def main(argv: list[str]) -> int:
         print(f"lpmbench AIX personality: no such command {argv[:1]}", file=sys.stderr)
         return 127
     try:
-        sys.stdout.write(COMMANDS[argv[0]](argv[1:]))
+        out = COMMANDS[argv[0]](argv[1:])
     except Usage as exc:
         print(exc, file=sys.stderr)
         return 1
-    return 0
+    sys.stdout.write(out)
+    # AIX's ping exits non-zero when no echo came back, with its summary on stdout
+    return 1 if argv[0] == "ping" and " 0 packets received" in out else 0
 
 
 if __name__ == "__main__":

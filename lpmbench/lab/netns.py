@@ -67,6 +67,9 @@ class PortSpec:
     rate_bps: link rate in both directions (None: unshaped). queue_bytes: the tbf queue, i.e. the
     switch buffer (None: 5 ms at the link rate). burst_bytes: tbf bucket (None: derived).
     loss: probability that a frame crossing this switch port is dropped, per direction.
+    out_mtu: the switch drops frames larger than this on their way out of the port to the host only (a black
+    hole in one direction: the host still sends jumbo frames through it). block_icmp: the switch drops ICMP and
+    ICMPv6 echo requests and replies crossing the port, as a firewall that blocks ping does.
     """
 
     host_mtu: int = 1500
@@ -75,9 +78,11 @@ class PortSpec:
     queue_bytes: int | None = None
     burst_bytes: int | None = None
     loss: float = 0.0
+    out_mtu: int | None = None
+    block_icmp: bool = False
 
     def __post_init__(self) -> None:
-        for label, mtu in (("host_mtu", self.host_mtu), ("switch_mtu", self.switch_mtu)):
+        for label, mtu in (("host_mtu", self.host_mtu), ("switch_mtu", self.switch_mtu), ("out_mtu", self.out_mtu)):
             if mtu is not None and not 68 <= mtu <= 65535:
                 raise ValueError(f"{label} must be between 68 and 65535, got {mtu}")
         if self.rate_bps is not None and self.rate_bps < 8_000:
@@ -298,8 +303,15 @@ class Lab:
             for direction in ("iifname", "oifname"):
                 # A switch port drops frames over its MTU in both directions; in the bridge
                 # family "meta length" is the L3 length, i.e. what the MTU bounds.
-                lines.append(f'add rule bridge lpmb port_filter {direction} "{port}" '
-                             f"meta length > {spec.effective_switch_mtu} drop")
+                mtu = spec.effective_switch_mtu
+                if direction == "oifname" and spec.out_mtu is not None:
+                    mtu = min(mtu, spec.out_mtu)
+                lines.append(f'add rule bridge lpmb port_filter {direction} "{port}" meta length > {mtu} drop')
+                if spec.block_icmp:
+                    lines += [f'add rule bridge lpmb port_filter {direction} "{port}" icmp type '
+                              f"{{ echo-request, echo-reply }} drop",
+                              f'add rule bridge lpmb port_filter {direction} "{port}" icmpv6 type '
+                              f"{{ echo-request, echo-reply }} drop"]
                 if spec.loss > 0:
                     threshold = round(spec.loss * 1_000_000)
                     lines.append(f'add rule bridge lpmb port_filter {direction} "{port}" '
@@ -368,6 +380,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     up.add_argument("--rate-mbit", type=float, default=None, help="link rate of both ports")
     up.add_argument("--rate-b-mbit", type=float, default=None, help="link rate of host b only")
     up.add_argument("--loss", type=float, default=0.0, help="frame loss at port b, 0..1")
+    up.add_argument("--block-icmp", action="store_true", help="the switch drops ping (ICMP echo) at port a")
+    up.add_argument("--out-mtu-b", type=int, default=None,
+                    help="the switch drops frames larger than this toward b only (a one-way black hole)")
+    ecmp = sub.add_parser("up-ecmp", help="build the two-path L3 lab (lpmbench.lab.ecmp) and leave it running")
+    ecmp.add_argument("--name", default="manual")
+    ecmp.add_argument("--hash-policy", type=int, choices=(0, 1), default=0,
+                      help="host a's net.ipv4.fib_multipath_hash_policy (0: L3, 1: L4)")
     down = sub.add_parser("down", help="delete a lab's namespaces")
     down.add_argument("--name", default="manual")
     down.add_argument("--all", action="store_true", help="every lpmb-* namespace")
@@ -392,15 +411,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run(["ip", "netns", "del", name], check=False)
         return 0
     try:
-        base = PortSpec(host_mtu=args.host_mtu, switch_mtu=args.switch_mtu,
-                        rate_bps=_mbit(args.rate_mbit))
-        port_b = replace(base, loss=args.loss, rate_bps=_mbit(args.rate_b_mbit) or base.rate_bps)
-        lab = Lab({"a": base, "b": port_b}, name=args.name).up()
+        if args.command == "up-ecmp":
+            from lpmbench.lab.ecmp import EcmpLab  # the ECMP lab builds on this module
+
+            lab: Lab = EcmpLab(args.hash_policy, name=args.name).up()
+        else:
+            base = PortSpec(host_mtu=args.host_mtu, switch_mtu=args.switch_mtu,
+                            rate_bps=_mbit(args.rate_mbit))
+            port_b = replace(base, loss=args.loss, rate_bps=_mbit(args.rate_b_mbit) or base.rate_bps,
+                             out_mtu=args.out_mtu_b)
+            lab = Lab({"a": replace(base, block_icmp=args.block_icmp), "b": port_b}, name=args.name).up()
     except (ValueError, LabError) as exc:
         print(f"lab up: {exc}", file=sys.stderr)
         return 2
     for host in HOSTS:
-        print(f"{host}: netns {lab.netns(host)}  {lab.address(host)}  {lab.address(host, 6)}")
+        print(f"{host}: netns {lab.netns(host)}  {lab.address(host)}  {lab.address(host, 6) if lab.ipv6 else ''}")
     print(f"switch: netns {lab.netns(SWITCH)}")
     print(f"run: ip netns exec {lab.netns('a')} <command>; tear down: python -m lpmbench.lab down "
           f"--name {args.name}")

@@ -35,6 +35,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lpmbench.analysis.checks import aggregate, cpu
+from lpmbench.analysis.checks.msp import msp_fact
 from lpmbench.analysis.units import finite_or_none
 from lpmbench.metrics.http import DEFAULT_METRICS_PORT, MetricsServer  # noqa: F401 - part of this module's API
 
@@ -86,6 +88,10 @@ class LastRun:
     verdict: str | None = None
     partial: bool | None = None
     lpm: tuple[LparOutlook, ...] = ()
+    cpu_headroom_ratio: float | None = None
+    icmp_reachable: bool | None = None
+    aggregate_members: int | None = None
+    aggregate_members_used: int | None = None
 
 
 @dataclass
@@ -191,6 +197,7 @@ class MetricsState:
             stats.received_bytes += moved
             elapsed = finite_or_none(data.get("elapsed_s"))
             last.goodput_bytes_per_second = moved / elapsed if elapsed else None
+        _add_msp_facts(last, role, data)
         stats.last[role] = last
 
     @staticmethod
@@ -239,6 +246,19 @@ class MetricsState:
             stats.sent_bytes += moved
         else:
             stats.received_bytes += moved
+
+
+def _add_msp_facts(last: LastRun, role: str, data: dict[str, Any]) -> None:
+    """This MSP's CPU headroom, ICMP reach and aggregate members over the run, read as the checks read them."""
+    if role not in ROLES or not isinstance(data.get("msp"), dict):
+        return
+    as_result = {"duration_s": data.get("elapsed_s"), role: data}  # the shape the checks take, for this side
+    use = cpu.cpu_use(as_result, role)
+    last.cpu_headroom_ratio = use["headroom"] if use else None
+    last.icmp_reachable = _bool((msp_fact(as_result, role, "reach") or {}).get("reachable"))
+    found = aggregate.spread(as_result, role)
+    if found is not None:
+        last.aggregate_members, last.aggregate_members_used = found["present"], found["used"]
 
 
 def _stable_keys(keys: Iterable[str]) -> set[str]:
@@ -445,6 +465,15 @@ _LAST_RUN_GAUGES = (
      "Goodput of the last run over the wire limit (slowest link x payload fraction), 0..1."),
     ("retransmit_ratio", "retransmit_ratio", "Retransmitted segments over segments sent in the last run."),
     ("partial", "partial", "1 when the last run did not complete."),
+    ("cpu_headroom_ratio", "cpu_headroom_ratio",
+     "Share of this MSP's CPU entitlement (lparstat -i; CPU count or cgroup quota on Linux) left over in the last "
+     "run, 0..1: near 0, the mover is CPU-bound."),
+    ("icmp_reachable", "icmp_reachable",
+     "1 when the peer answered ping before the last run (HMC's LPM validation pings between MSPs), 0 when not."),
+    ("aggregate_members", "aggregate_members",
+     "Active members of the aggregate (bond, EtherChannel) or paths of the multipath route toward the peer."),
+    ("aggregate_members_used", "aggregate_members_used",
+     "Members or paths that carried at least 10 % of this MSP's bytes in the last run."),
 )
 
 

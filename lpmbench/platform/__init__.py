@@ -16,7 +16,7 @@ try:
 except ImportError:  # AIX: PyPI has no psutil wheel and the VIOS may lack the Toolbox's (docs/vios.md)
     psutil = None
 
-from lpmbench.platform import tcpinfo
+from lpmbench.platform import aggregate, capabilities, cpu, mover, reach, tcpinfo
 
 if sys.platform.startswith("aix"):
     from lpmbench.platform import aix as platform_impl
@@ -101,6 +101,8 @@ class InterfaceAudit:
         self.tcp_error: str | None = None
         self._name: str | None = None
         self._tcp_start: dict[str, Any] = {}
+        self._msp: dict[str, Any] = {}
+        self._spread = aggregate.SpreadAudit(capabilities.AIX)
 
     def start(self, peer_address: str) -> None:
         try:
@@ -114,6 +116,9 @@ class InterfaceAudit:
         if self.error:
             log.warning("%s", self.error)
         self._tcp_start = self._read_tcp_counters() or {}
+        self._msp = msp_facts(peer_address)
+        if self._name is not None:
+            self._spread.start(self._name, peer_address)
 
     def _read_tcp_counters(self) -> dict[str, Any] | None:
         try:
@@ -138,4 +143,12 @@ class InterfaceAudit:
             out["system_tcp_delta"] = _delta(after, self._tcp_start) if after is not None else None
         out["interface_error"] = self.error
         out["system_tcp_error"] = self.tcp_error
+        out["msp"] = {**self._msp, "aggregate": self._spread.finish()}
         return out
+
+
+def msp_facts(peer_address: str) -> dict[str, Any]:
+    """What an LPM expert asks of an MSP besides its interface: does the peer answer ping (HMC validation),
+    the mover's settings (vioslpm0) and the CPU the mover may use. Blocking (ping takes up to ~3 s)."""
+    return {"reach": reach.ping_peer(peer_address, capabilities.AIX), "mover": mover.mover_facts(capabilities.AIX),
+            "cpu": cpu.cpu_facts(capabilities.AIX)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from lpmbench.analysis.checks import lpm, nic, path, transfer
+from lpmbench.analysis.checks import aggregate, cpu, lpm, mover, nic, path, reach, transfer
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, Check, check, overall
 
 __all__ = ["FAIL", "PASS", "UNKNOWN", "WARN", "Check", "RULES", "check", "evaluate", "overall"]
@@ -21,6 +21,8 @@ RULES: tuple[Rule, ...] = (
     path.stall_check, path.jumbo_check, nic.link_speed_check, nic.speed_match_check, nic.offload_check,
     nic.physical_adapter_check, nic.nic_errors_check, path.stream_limits_check, path.efficiency_check,
     path.jumbo_gain_check, lpm.redundant_pairs_check,
+    reach.reach_check, mover.streams_match_check, mover.lpm_ops_check, mover.port_range_check, cpu.msp_cpu_check,
+    aggregate.aggregate_check,
 )
 
 

@@ -1,0 +1,59 @@
+"""Both directions (issue 13) with real agents on loopback: A -> B then B -> A, each a whole result, the verdict
+the worse; a direction that cannot start is a FAIL naming why, and the other direction still stands."""
+
+from __future__ import annotations
+
+from agent_helpers import KEY, in_process_agents
+
+from lpmbench.orchestrator.directions import combine, run_both_directions
+from lpmbench.orchestrator.pair import PairConfig, run_pair
+
+
+def config(ends) -> PairConfig:
+    return PairConfig(sender=ends[0], receiver=ends[1], key=KEY, streams=2, duration=0.5, interval=0.25)
+
+
+def test_both_directions_run_one_after_the_other_with_the_ends_swapped(run_async):
+    seen = []
+
+    async def main():
+        async with in_process_agents() as (ends, _):
+            return ends, await run_both_directions(config(ends), seen.append)
+
+    ends, both = run_async(main())
+    forward, backward = both["directions"]
+    assert both["both_directions"] is True
+    assert (forward["sender"], forward["receiver"]) == (ends[0].host, ends[1].host)
+    assert (backward["sender"], backward["receiver"]) == (ends[1].host, ends[0].host)
+    assert forward["result"]["receiver"]["host"] == backward["result"]["sender"]["host"] == ends[1].host
+    for each in (forward, backward):
+        assert each["error"] is None and each["result"]["bytes"] > 0 and not each["result"]["partial"]
+        assert each["verdict"] == each["result"]["verdict"]
+    assert both["verdict"] == max((forward["verdict"], backward["verdict"]), key=["pass", "warn", "fail"].index)
+    assert len(seen) >= 2, "intervals of both runs reach the callback"
+
+
+def test_a_direction_that_cannot_start_fails_and_the_other_stands(run_async):
+    """Agent A is closed after A -> B (a real agent going away): B -> A cannot connect to it."""
+
+    async def main():
+        async with in_process_agents() as (ends, agents):
+            async def close_after_first(cfg, on_interval):
+                result = await run_pair(cfg, on_interval)
+                await agents[0].close()
+                return result
+
+            return await run_both_directions(config(ends), runner=close_after_first)
+
+    both = run_async(main())
+    forward, backward = both["directions"]
+    assert forward["result"] is not None and forward["error"] is None and forward["verdict"] != "fail"
+    assert backward["result"] is None and backward["verdict"] == "fail" and "127.0.0.1" in backward["error"]
+    assert both["verdict"] == "fail" and both["worse_direction"] == backward["direction"]
+
+
+def test_the_worse_verdict_wins_and_a_tie_names_no_direction():
+    entries = [{"direction": "a -> b", "verdict": "warn"}, {"direction": "b -> a", "verdict": "pass"}]
+    assert combine(entries)["verdict"] == "warn" and combine(entries)["worse_direction"] == "a -> b"
+    tie = [{"direction": "a -> b", "verdict": "warn"}, {"direction": "b -> a", "verdict": "warn"}]
+    assert combine(tie)["worse_direction"] is None
