@@ -29,6 +29,8 @@ def test_both_directions_run_one_after_the_other_with_the_ends_swapped(run_async
     for each in (forward, backward):
         assert each["error"] is None and each["result"]["bytes"] > 0 and not each["result"]["partial"]
         assert each["verdict"] == each["result"]["verdict"]
+        for side in ("sender", "receiver"):  # the MSP facts survive the orchestrator's report checks
+            assert {"reach", "cpu", "mover"} <= set(each["result"][side]["msp"]), side
     assert both["verdict"] == max((forward["verdict"], backward["verdict"]), key=["pass", "warn", "fail"].index)
     assert len(seen) >= 2, "intervals of both runs reach the callback"
 
@@ -57,3 +59,23 @@ def test_the_worse_verdict_wins_and_a_tie_names_no_direction():
     assert combine(entries)["verdict"] == "warn" and combine(entries)["worse_direction"] == "a -> b"
     tie = [{"direction": "a -> b", "verdict": "warn"}, {"direction": "b -> a", "verdict": "warn"}]
     assert combine(tie)["worse_direction"] is None
+
+
+def test_pair_both_directions_from_the_command_line():
+    """`lpmbench pair --local --both-directions --json`: one document with both directions, the exit code by the
+    worse verdict; --redundant with it is refused before anything runs."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "lpmbench", "pair", "--local", "--both-directions", "--duration",
+                           "0.5", "--json"], capture_output=True, text=True, timeout=90)
+    document = json.loads(done.stdout)
+    assert document["both_directions"] is True and len(document["directions"]) == 2
+    forward, backward = document["directions"]
+    assert forward["sender"] == backward["receiver"] and forward["receiver"] == backward["sender"]
+    assert all(entry["result"]["bytes"] > 0 for entry in document["directions"])
+    assert done.returncode == (1 if document["verdict"] == "fail" else 0), done.stderr
+    refused = subprocess.run([sys.executable, "-m", "lpmbench", "pair", "a", "b", "--both-directions",
+                              "--redundant", "c", "d", "--insecure"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--both-directions runs one MSP pair" in refused.stderr

@@ -193,6 +193,22 @@ PATH_PROBE = record({
     "max_tried": optional(count()), "complete": optional(flag), "local_limit": optional(count()), "error": LABEL,
     "passed": optional(items(count(), 256)), "unsupported": LABEL,
 })
+# Each MSP's expert facts (ICMP reach, the VIOS mover, CPU entitlement, aggregate members): platform's msp block.
+REACH = record({"tool": LABEL, "address": LABEL, "sent": optional(count()), "received": optional(count()),
+                "rtt_ms": optional(number(MAX_SECONDS * 1000)), "reachable": optional(flag), "error": LABEL})
+MOVER = record({"available": optional(flag), "reason": LABEL, "source": LABEL,
+                "concurrency_lvl": optional(count(1000)), "cfg_msp_lpm_ops": optional(count(1000)),
+                "tcp_port_low": optional(count(MAX_PORT)), "tcp_port_high": optional(count(MAX_PORT)),
+                "missing": optional(items(text, 16))})
+CPU = record({"source": LABEL, "logical_cpus": optional(count()), "quota_cores": optional(number(1e6)),
+              "limit_cores": optional(number(1e6)), "host_id": LABEL, "partition_type": LABEL, "mode": LABEL,
+              "dedicated": optional(flag), "entitled_cores": optional(number(1e6)), "online_vcpus": optional(count()),
+              "shared_pool_id": optional(count()), "pool_cpus": optional(number(1e6)), "error": LABEL})
+AGGREGATE = record({"kind": LABEL, "name": LABEL, "mode": LABEL, "hash_policy": LABEL, "error": LABEL,
+                    "members": optional(items(record({"name": LABEL, "up": optional(flag), "role": LABEL}), 64)),
+                    "bytes": optional(table(record({"tx": optional(signed()), "rx": optional(signed())}), 64))})
+MSP = record({"reach": optional(REACH), "mover": optional(MOVER), "cpu": optional(CPU),
+              "aggregate": optional(AGGREGATE)})
 # What an agent says about itself, at the handshake and again in its final report.
 FACTS: dict[str, Check] = {
     "hostname": LABEL, "os": LABEL, "version": LABEL, "dataplane": LABEL, "dataplane_fallback_reason": LABEL,
@@ -212,5 +228,5 @@ def final_report(streams: int) -> Check:
         "data_port": optional(count(MAX_PORT)), "data_port_range": optional(items(count(MAX_PORT), 2)),
         "connect_error": LABEL, "interface": optional(INTERFACE), "interface_error": LABEL,
         "system_tcp_delta": optional(table(optional(signed()))), "system_tcp_error": LABEL,
-        "path_probe": optional(PATH_PROBE),
+        "path_probe": optional(PATH_PROBE), "msp": optional(MSP),
     })

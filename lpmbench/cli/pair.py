@@ -29,6 +29,7 @@ from lpmbench.cli._common import (
 )
 from lpmbench.net import eventloop
 from lpmbench.net import tls as tlsconfig
+from lpmbench.orchestrator.directions import run_both_directions
 from lpmbench.orchestrator.local import LocalAgentError, local_agents
 from lpmbench.orchestrator.pair import (
     Endpoint,
@@ -100,9 +101,14 @@ def pair(
     tls_key: Annotated[Optional[str], typer.Option(help="Key of --tls-cert (PEM).")] = None,
     local: Annotated[bool, typer.Option(help="Start two agents on this host (127.0.0.1 sends to 127.0.0.2) with a "
                                              "throwaway key, run, and stop them.")] = False,
+    both_directions: Annotated[bool, typer.Option(
+        "--both-directions", help="Run A->B, then B->A; report and judge each; the verdict is the worse (LPM "
+                                  "moves partitions both ways, and paths are often asymmetric).")] = False,
 ) -> None:
     """Make agent A send LPM-like parallel TCP streams to agent B and judge the path for LPM."""
     duration_s, interval_s = _check_shape(sender, receiver, local, redundant, duration, interval)
+    if both_directions and redundant:
+        raise die("--both-directions runs one MSP pair; drop --redundant (or run each pair on its own)")
     base = dict(streams=streams, duration=duration_s, interval=interval_s,
                 options=_run_options(streams, rate, size, send_method, rx_discard),
                 **_partitions(lpar, window), compression=compression)
@@ -110,6 +116,8 @@ def pair(
         _check_html_extra()
         check_output_path(html, "--html")
     runner = run_with_jumbo_compare if jumbo_compare else run_pairs
+    if both_directions:
+        runner = _each_direction(runner)
 
     def run(configs: list[PairConfig]) -> dict[str, Any]:
         return _run_interruptible(runner, configs)
@@ -152,6 +160,16 @@ def _run_interruptible(runner: Callable[..., Awaitable[dict[str, Any]]], configs
             loop.remove_signal_handler(signal.SIGINT)
 
     return eventloop.run(main())
+
+
+def _each_direction(runner: Callable[..., Awaitable[dict[str, Any]]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """``runner`` A -> B, then B -> A (the same options, --jumbo-compare included)."""
+
+    async def both(configs: list[PairConfig], on_interval: Any, stop: Optional[asyncio.Event] = None) -> dict[str, Any]:
+        return await run_both_directions(configs[0], on_interval,
+                                         runner=lambda config, callback: runner([config], callback, stop))
+
+    return both
 
 
 def _check_shape(sender: Optional[str], receiver: Optional[str], local: bool, redundant: Any, duration: str,
@@ -275,17 +293,44 @@ def _deliver(result: dict[str, Any], json_out: bool, html: Optional[str]) -> Non
         if json_out:
             sys.stdout.write(report.render_json(result) + "\n")
             sys.stdout.flush()
+        elif result.get("both_directions"):
+            _show_directions(result, Console())
         else:
             report.render_terminal(result, Console())
         if html:
             stage = f"write {html}"
-            htmlreport.write_html(result, html)
+            _write_html(result, html)
     except Exception as exc:  # noqa: BLE001 - whatever broke, the measured result must survive it
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else repr(exc)
         raise die(f"could not {stage} ({reason}); {_save_result(result, html)}") from None
-    if result.get("agent_lost"):
-        err.print(f"[bold red]lpmbench:[/bold red] {escape(str(result['error']))}; the result is partial",
+    for each in _results_of(result):
+        if each.get("agent_lost"):
+            err.print(f"[bold red]lpmbench:[/bold red] {escape(str(each['error']))}; the result is partial",
+                      highlight=False)
+
+
+def _show_directions(document: dict[str, Any], console: Console) -> None:
+    """Each direction's report under a rule naming it, then the verdict of both."""
+    for entry in document["directions"]:
+        console.rule(escape(entry["direction"]))
+        if entry["result"] is None:
+            console.print(f"[bold red]did not run:[/bold red] {escape(str(entry['error']))}", highlight=False)
+        else:
+            report.render_terminal(entry["result"], console)
+    worse = f" ({escape(document['worse_direction'])})" if document.get("worse_direction") else ""
+    console.print(f"Verdict, the worse of both directions{worse}: [bold]{document['verdict'].upper()}[/bold]",
                   highlight=False)
+
+
+def _write_html(result: dict[str, Any], path: str) -> None:
+    """One page, or with --both-directions one page per direction: PATH-1.html (A->B) and PATH-2.html (B->A)."""
+    if not result.get("both_directions"):
+        htmlreport.write_html(result, path)
+        return
+    stem, suffix = os.path.splitext(path)
+    for number, entry in enumerate(result["directions"], start=1):
+        if entry["result"] is not None:
+            htmlreport.write_html(entry["result"], f"{stem}-{number}{suffix}")
 
 
 def _save_result(result: dict[str, Any], near: Optional[str]) -> str:
@@ -309,9 +354,18 @@ def _save_result(result: dict[str, Any], near: Optional[str]) -> str:
 
 def exit_code(result: dict[str, Any]) -> int:
     """2 when an agent was lost mid-run (a runtime error, not a judgment of the network), else by verdict."""
-    if result.get("agent_lost"):
+    if any(each.get("agent_lost") for each in _results_of(result)):
         return EXIT_ERROR
+    if result.get("both_directions") and any(entry["result"] is None for entry in result["directions"]):
+        return EXIT_ERROR  # a direction that could not start is no verdict on that direction's path
     return EXIT_FAIL if result["verdict"] == "fail" else EXIT_OK
+
+
+def _results_of(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pair results in a document: itself, or each direction's that ran."""
+    if result.get("both_directions"):
+        return [entry["result"] for entry in result["directions"] if entry["result"] is not None]
+    return [result]
 
 
 def _endpoint(text: Optional[str]) -> Endpoint:
