@@ -93,6 +93,12 @@ class AgentClient:
                                   f"or check the host and port", ErrorCode.UNREACHABLE) from None
 
     def _handshake_failure_text(self, failure: protocol.Failure) -> str:
+        if failure.code is ErrorCode.TIMEOUT:
+            # An agent answers a hello at once; a server of another protocol may wait for more (an HTTP server
+            # for the end of a request line, which our binary hello never sends).
+            return (f"the port is open but did not answer the handshake within {CONTROL_CONNECT_TIMEOUT_S:.0f} s: "
+                    f"is it an lpmbench agent's control port? Check the host and port (and --tls if the agent "
+                    f"uses TLS)")
         if failure.code is ErrorCode.EOF and self.tls is None:
             # An agent with TLS on its control port hangs up on a plain-text hello without a word.
             return (f"the agent closed the connection during the handshake ({failure.message}); if it serves "

@@ -436,7 +436,9 @@ class Connection:
             if self._key is not None:
                 reason = "this agent requires a key: pass --key-file with the agent's key"
             else:
-                reason = "this agent runs without a key (--insecure); the client must allow that"
+                reason = ("this agent runs without a key (--insecure): a key on the orchestrator means authentication "
+                          "is required; restart the agent with --key-file, or drop --key-file to test a lab pair "
+                          "without auth")
             return self._fail(ErrorCode.AUTH, reason)
         mac = None if self._key is None else compute_mac(self._key, b"lpmbench-agent", self._peer_nonce, self._nonce)
         self._queue(Hello(PROTOCOL_VERSION, self._nonce, self._auth_scheme, mac))
