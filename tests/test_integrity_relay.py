@@ -27,10 +27,11 @@ from lpmbench.net import eventloop
 from lpmbench.orchestrator.endpoint import Endpoint
 
 HEADER = struct.Struct(">I")
-# On loopback this partition cannot migrate: it dirties 20 GiB/s, more than the few GB/s the streams move
-# (the run FAILs). Forged to 40 GB per stream over the run, the streams would carry it (the run WARNs).
-LPAR = "db01:64GiB:20GiB/s"
-FORGED_STREAM_BYTES = 40 * 10**9
+# On loopback this partition cannot migrate: it dirties 40 GiB/s (344 Gbit/s), far more than two streams move
+# even on a fast host (the run FAILs). Forged to 100 GB per stream over the 1 s run, the streams would carry
+# it (the run WARNs: one MSP pair).
+LPAR = "db01:64GiB:40GiB/s"
+FORGED_STREAM_BYTES = 100 * 10**9
 PAIR_TIMEOUT_S = 90.0
 
 # What a relay does with one agent -> orchestrator frame (the bytes after its length): the frames to send on.
