@@ -21,8 +21,17 @@ Each side proves the key over the other side's fresh nonce, so a recorded exchan
 the role labels keep one side's answer from being reflected as the other's. MACs are compared in constant
 time (``hmac.compare_digest``).
 
-Protocol versions: 2 added ``heartbeat``. An agent refuses a client of another version with a ``version``
-error saying which side to upgrade; the client turns it into advice naming the agent's host.
+With a key, every frame after the handshake is sealed (:mod:`lpmbench.protocol.integrity`): the agent's
+from ``ready`` on, the client's from its first command on. A frame whose tag does not match -- rewritten,
+replayed, reordered, dropped, or spliced in from another session -- ends the session with a Failure saying
+the connection was altered in transit. Without a key (``--insecure`` on both sides) nothing is sealed.
+
+Protocol versions: 2 added ``heartbeat``; 3 seals every frame after the handshake. An agent refuses a client
+of another version with a ``version`` error saying which side to upgrade; the client turns it into advice
+naming the agent's host. Hello frames and version errors are never sealed, so a mixed pair gets that advice.
+
+A peer that is no lpmbench at all (an SSH or HTTP server on the port, TLS at one end only) shows in its first
+bytes; the Failure says what they look like instead of quoting an absurd frame length.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
+from lpmbench.protocol import integrity
 from lpmbench.protocol.framing import HEADER, MAX_FRAME, MAX_REPLY_FRAME, ProtocolError
 from lpmbench.protocol.messages import (
     Abort,
@@ -59,7 +69,7 @@ from lpmbench.protocol.messages import (
     encode_message,
 )
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 NONCE_BYTES = 32
 TOKEN_HEX_CHARS = 32
 AUTH_HMAC = "hmac-sha256"
@@ -125,6 +135,48 @@ def _is_hex(text: str, length: int) -> bool:
     return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
+# --- A peer that speaks something else ------------------------------------------------------------------
+FOREIGN_QUOTE_BYTES = 64  # what a refusal quotes of a stranger's first bytes: enough for a banner's first line
+_QUOTE_CHARS = 60
+_TLS_CONTENT_TYPES = range(0x14, 0x18)  # TLS record types: change_cipher_spec, alert, handshake, application
+
+
+def looks_like_tls(head: bytes) -> bool:
+    """A TLS record header (content type, then major version 3): a ClientHello, or a server's alert."""
+    return len(head) >= 2 and head[0] in _TLS_CONTENT_TYPES and head[1] == 0x03
+
+
+def quote_text(head: bytes) -> str | None:
+    """The first line of ``head`` as printable ASCII (others shown as '?'), or None when it starts binary.
+
+    Another protocol's banner or answer ("SSH-2.0-...", "HTTP/1.1 400 ...") is worth quoting; the peer's
+    bytes never reach a terminal or a log unsanitised."""
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if len(line) < HEADER.size or not all(32 <= b < 127 for b in line[:HEADER.size]):
+        return None
+    text = "".join(chr(b) if 32 <= b < 127 else "?" for b in line[:_QUOTE_CHARS])
+    return text + ("..." if len(line) > _QUOTE_CHARS else "")
+
+
+def foreign_bytes_advice(head: bytes, role: Role, peer_name: str | None) -> tuple[ErrorCode, str] | None:
+    """What the first bytes from a peer say about it when they are no lpmbench frame; None if nothing."""
+    quoted = quote_text(head)
+    if role is Role.CLIENT:
+        who = peer_name or "the agent"
+        if looks_like_tls(head):
+            return ErrorCode.TLS, (f"{who} answered in TLS: TLS is on at one end only (the agent serves TLS, "
+                                   f"this orchestrator does not); pass --tls-ca with the agent's CA, or --tls")
+        seen = f"it answered '{quoted}'" if quoted else f"its first bytes are {head[:8].hex(' ')}"
+        return ErrorCode.PROTOCOL, (f"{who} is not an lpmbench agent: {seen}; check the host and port, and that "
+                                    f"TLS is on at both ends or neither")
+    if looks_like_tls(head):
+        return ErrorCode.FRAME_SIZE, ("a TLS client on this agent's plain control port: TLS is on at one end only; "
+                                      "start the agent with --tls-cert/--tls-key, or drop TLS on the orchestrator")
+    if quoted:
+        return ErrorCode.FRAME_SIZE, f"not an lpmbench orchestrator: it sent '{quoted}'"
+    return None
+
+
 def compute_mac(key: bytes, label: bytes, first_nonce: str, second_nonce: str) -> str:
     data = label + b"\0" + first_nonce.encode() + b"\0" + second_nonce.encode()
     return hmac.new(key, data, hashlib.sha256).hexdigest()
@@ -134,8 +186,10 @@ class Connection:
     """One control connection, from the point of view of ``role``.
 
     ``key`` is the pre-shared key, or None for an agent started with ``--insecure`` (and a client that
-    accepts such an agent). ``agent_info`` is what an agent tells an authenticated client about itself.
-    ``peer_name`` (client side) names the agent in advice, e.g. its ``host:port``.
+    accepts such an agent). A client with a key requires an authenticated agent: ``allow_insecure`` no longer
+    changes that (it is accepted so that callers need no change; a keyless client talks to keyless agents
+    either way). ``agent_info`` is what an agent tells an authenticated client about itself. ``peer_name``
+    (client side) names the agent in advice, e.g. its ``host:port``.
     """
 
     def __init__(self, role: Role, key: bytes | None, *, agent_info: dict[str, Any] | None = None,
@@ -145,13 +199,15 @@ class Connection:
         self.state = State.HANDSHAKE
         self._key = key
         self._agent_info = agent_info or {}
-        self._allow_insecure = allow_insecure
         self._peer_name = peer_name
         self._nonce = (nonce_factory or (lambda: secrets.token_hex(NONCE_BYTES)))()
         self._peer_nonce = ""
         self._buffer = bytearray()
         self._outbox = bytearray()
         self._pending: Failure | None = None
+        # With a key: set when the handshake knows both nonces (see _start_sealing and _start_opening).
+        self._sealer: integrity.Sealer | None = None
+        self._opener: integrity.Opener | None = None
         # Agents take small commands and send larger reports; each side refuses what the other may not send.
         self._inbound_limit = MAX_FRAME if role is Role.AGENT else MAX_REPLY_FRAME
         self._outbound_limit = MAX_REPLY_FRAME if role is Role.AGENT else MAX_FRAME
@@ -163,7 +219,32 @@ class Connection:
         return AUTH_HMAC if self._key is not None else AUTH_NONE
 
     def _queue(self, message: Message) -> None:
-        self._outbox += encode_message(message, self._outbound_limit)
+        # sealed only once encoding succeeded: a message refused by the schema or the size limit takes no number
+        self._outbox += self.frame_body(encode_message(message, self._outbound_limit)[HEADER.size:])
+
+    def frame_body(self, body: bytes) -> bytes:
+        """The frame that carries ``body`` as this side's next frame: sealed once the handshake sealed this
+        side's output. No schema, turn or size check: besides _queue, this is how tests play a peer that holds
+        the key and misbehaves (the bytes do not go to the outbox)."""
+        if self._sealer is not None:
+            body = self._sealer.seal(body)
+        return HEADER.pack(len(body)) + body
+
+    def _session_keys(self) -> integrity.SessionKeys:
+        assert self._key is not None
+        client_nonce, agent_nonce = (self._nonce, self._peer_nonce) if self.role is Role.CLIENT else \
+            (self._peer_nonce, self._nonce)
+        return integrity.derive_session_keys(self._key, client_nonce, agent_nonce)
+
+    def _start_sealing(self) -> None:
+        """Every frame this side queues from now on carries a tag (the handshake frames are done)."""
+        keys = self._session_keys()
+        self._sealer = integrity.Sealer(keys.client_to_agent if self.role is Role.CLIENT else keys.agent_to_client)
+
+    def _start_opening(self) -> None:
+        """Every frame from the peer from now on must carry the tag for its number."""
+        keys = self._session_keys()
+        self._opener = integrity.Opener(keys.agent_to_client if self.role is Role.CLIENT else keys.client_to_agent)
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer. An empty ``data`` means the peer closed its side."""
@@ -205,18 +286,75 @@ class Connection:
         if len(self._buffer) < HEADER.size:
             return NEED_DATA
         (length,) = HEADER.unpack_from(self._buffer)
-        if length == 0 or length > self._inbound_limit:
-            return self._fail(ErrorCode.FRAME_SIZE,
-                              f"frame length {length} is outside 1..{self._inbound_limit} bytes")
+        limit = self._inbound_limit + (integrity.TAG_BYTES if self._opener is not None else 0)
+        if length == 0 or length > limit or self._foreign_first_frame():
+            return self._not_a_frame(length, limit)
         if len(self._buffer) < HEADER.size + length:
             return NEED_DATA
-        body = bytes(self._buffer[HEADER.size:HEADER.size + length])
+        payload = bytes(self._buffer[HEADER.size:HEADER.size + length])
         del self._buffer[:HEADER.size + length]
+        if self._opener is not None:
+            return self._open(payload)
+        return self._decode(payload)
+
+    def _decode(self, body: bytes) -> Event:
         try:
             message = decode_body(body)
         except ValueError as exc:
             return self._fail(ErrorCode.BAD_MESSAGE, str(exc))
         return self._handle(message)
+
+    def _open(self, payload: bytes) -> Event:
+        assert self._opener is not None
+        try:
+            body = self._opener.open(payload)
+        except integrity.IntegrityError as exc:
+            refusal = self._unsealed_refusal(payload)
+            if refusal is not None:
+                return refusal
+            return self._fail(ErrorCode.AUTH, self._altered_text(exc.seq))
+        return self._decode(body)
+
+    def _unsealed_refusal(self, payload: bytes) -> Failure | None:
+        """A client that sent its MAC may get the agent's plain ``error`` instead of a sealed ``ready``: the
+        agent refused it before sealing anything (a handshake timeout, say). Believing it costs nothing: it can
+        only end a session that a man in the middle could end anyway by cutting it."""
+        if self.role is not Role.CLIENT or self.state is not State.AWAIT_READY:
+            return None
+        try:
+            message = decode_body(payload)
+        except ValueError:
+            return None
+        if not isinstance(message, Error):
+            return None
+        self.state = State.CLOSED
+        self._buffer.clear()
+        return Failure(message.code, self._peer_error_text(message))
+
+    def _altered_text(self, seq: int) -> str:
+        if self.role is Role.CLIENT:
+            return (f"the control connection to {self._peer_name or 'the agent'} was altered in transit (bad MAC on "
+                    f"frame {seq}): something between the orchestrator and the agent rewrites traffic")
+        return (f"the control connection from the orchestrator was altered in transit (bad MAC on frame {seq}): "
+                f"something between the orchestrator and this agent rewrites traffic")
+
+    # --- Bytes that are no lpmbench frame -------------------------------------------------------------------
+
+    def _foreign_first_frame(self) -> bool:
+        """The peer's first frame has a plausible length but its body does not open a JSON object."""
+        return self.state is State.HANDSHAKE and len(self._buffer) > HEADER.size and \
+            self._buffer[HEADER.size] != ord("{")
+
+    def _not_a_frame(self, length: int, limit: int) -> Failure:
+        """A frame length out of range, or a first frame that is no JSON. In the peer's first bytes that is
+        most likely another protocol or TLS at one end only: say so, quoting what the bytes look like."""
+        if self.state is State.HANDSHAKE:
+            advice = foreign_bytes_advice(bytes(self._buffer[:FOREIGN_QUOTE_BYTES]), self.role, self._peer_name)
+            if advice is not None:
+                return self._fail(*advice)
+        if 0 < length <= limit:
+            return self._fail(ErrorCode.BAD_MESSAGE, "frame does not hold a JSON object")
+        return self._fail(ErrorCode.FRAME_SIZE, f"frame length {length} is outside 1..{limit} bytes")
 
     def _fail(self, code: ErrorCode, message: str, send_error: bool = True) -> Failure:
         if send_error:
@@ -226,7 +364,9 @@ class Connection:
         return Failure(code, message)
 
     def _handle(self, message: Message) -> Event:
-        if isinstance(message, Error) and self.state is not State.READY:
+        # An error ends the session, except an agent's error about a run once ready (the run failed, not the
+        # connection); a client's error (its timeout, a frame that failed its MAC) says why it hangs up.
+        if isinstance(message, Error) and (self.state is not State.READY or self.role is Role.AGENT):
             self.state = State.CLOSED
             return Failure(message.code, self._peer_error_text(message))
         handler = {
@@ -267,9 +407,11 @@ class Connection:
         return f"agent {self._peer_name}" if self._peer_name else "the agent"
 
     def _version_advice(self, agent_version: int) -> str:
-        older = self._peer_name or "the agent" if agent_version < PROTOCOL_VERSION else "this orchestrator's host"
-        return (f"{self._agent_label} speaks protocol {agent_version}, this orchestrator {PROTOCOL_VERSION}: "
-                f"upgrade lpmbench on {older}")
+        if agent_version < PROTOCOL_VERSION:
+            upgrade = f"upgrade the agent on {self._peer_name}" if self._peer_name else "upgrade the agent"
+        else:
+            upgrade = "upgrade lpmbench on this orchestrator's host"
+        return f"{self._agent_label} speaks protocol {agent_version}, this orchestrator {PROTOCOL_VERSION}: {upgrade}"
 
     def _peer_error_text(self, error: Error) -> str:
         """A version refusal from an agent becomes advice naming the side to upgrade; other errors stay."""
@@ -294,7 +436,9 @@ class Connection:
             if self._key is not None:
                 reason = "this agent requires a key: pass --key-file with the agent's key"
             else:
-                reason = "this agent runs without a key (--insecure); the client must allow that"
+                reason = ("this agent runs without a key (--insecure): a key on the orchestrator means authentication "
+                          "is required; restart the agent with --key-file, or drop --key-file to test a lab pair "
+                          "without auth")
             return self._fail(ErrorCode.AUTH, reason)
         mac = None if self._key is None else compute_mac(self._key, b"lpmbench-agent", self._peer_nonce, self._nonce)
         self._queue(Hello(PROTOCOL_VERSION, self._nonce, self._auth_scheme, mac))
@@ -311,6 +455,8 @@ class Connection:
             # checked as hex first: compare_digest refuses non-ASCII str with TypeError
             if not _is_hex(message.mac, len(expected)) or not hmac.compare_digest(expected, message.mac):
                 return self._fail(ErrorCode.AUTH, "authentication failed: wrong key")
+            self._start_opening()
+            self._start_sealing()  # ready is the first sealed frame: it carries the agent's facts
         self._queue(Ready(self._agent_info))
         self.state = State.READY
         return Authenticated()
@@ -326,16 +472,22 @@ class Connection:
         mac = compute_mac(self._key, b"lpmbench-client", self._peer_nonce, self._nonce) \
             if message.auth == AUTH_HMAC and self._key is not None else ""
         self._queue(Auth(mac))
+        if mac:  # authenticated both ways: the agent's ready and everything after it is sealed, both ways
+            self._start_opening()
+            self._start_sealing()
         self.state = State.AWAIT_READY
         return self.next_event()
 
     def _client_check_agent_auth(self, message: Hello) -> Failure | None:
         """The agent's auth scheme is one we accept and, with a key, its MAC proves it."""
         if message.auth == AUTH_NONE:
-            if self._key is None or self._allow_insecure:
+            if self._key is None:
                 return None
-            return self._fail(ErrorCode.AUTH, "agent runs without a key (--insecure); refusing to trust it with a "
-                                              "key set")
+            # A key means authentication is required, --insecure or not: an unauthenticated agent's report
+            # (or a relay's, posing as one) must never be judged as if it were proven.
+            return self._fail(ErrorCode.AUTH, f"{self._peer_name or 'the agent'} runs without a key (agent "
+                                              f"--insecure) but this orchestrator has one: restart the agent with "
+                                              f"--key-file, or drop --key-file to test a lab pair without auth")
         if message.auth != AUTH_HMAC:
             return self._fail(ErrorCode.AUTH, f"unknown auth scheme {message.auth[:40]!r}")
         if self._key is None:

@@ -31,6 +31,10 @@ CONTROL_CONNECT_TIMEOUT_S = 5.0  # TCP connect plus the authentication handshake
 REPLY_TIMEOUT_S = 10.0  # armed / started answers (arming binds a port; starting connects the streams)
 SILENCE_SLACK_S = 5.0  # beyond two intervals without a word from a running agent, it is declared silent
 RESULT_GRACE_S = 20.0  # after the run's duration: drain, FIN and final reports
+# Past any of these deadlines the orchestrator still reads what already arrived, for this long, before it gives
+# up: a process resumed after a stop (Ctrl-Z, a paused VM) sees its timers expire before its sockets. One turn
+# of the event loop suffices; the rest is room for a loaded host. A silent agent costs this much more.
+LATE_READ_GRACE_S = 0.5
 # After the orchestrator tells an agent to stop (its peer failed), the agent stops its streams at once and
 # reports after its final audit; heartbeats alone do not stretch this: a stopped run that does not report
 # within it is given up, whatever its session still says.
