@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lpmbench.protocol import connection as protocol
+from lpmbench.protocol import integrity
 from lpmbench.protocol.connection import (
     AGENT_REPLIES,
     CLIENT_COMMANDS,
@@ -154,11 +155,12 @@ def typed(message: dict[str, Any]) -> Message:
 
 
 def frames_in(data: bytes) -> list[bytes]:
-    """Complete, size-valid frame bodies at the start of a byte stream (how the peer would cut it)."""
+    """Complete, size-valid frame bodies at the start of a byte stream (how the peer would cut it); a sealed
+    frame's body keeps its tag."""
     bodies, offset = [], 0
     while offset + HEADER.size <= len(data):
         (length,) = HEADER.unpack_from(data, offset)
-        if not 0 < length <= MAX_FRAME or offset + HEADER.size + length > len(data):
+        if not 0 < length <= MAX_FRAME + integrity.TAG_BYTES or offset + HEADER.size + length > len(data):
             break
         bodies.append(data[offset + HEADER.size:offset + HEADER.size + length])
         offset += HEADER.size + length
@@ -167,11 +169,12 @@ def frames_in(data: bytes) -> list[bytes]:
 
 def peer_sent_error(data: bytes) -> bool:
     for body in frames_in(data):
-        try:
-            if decode_body(body).type == "error":
-                return True
-        except ValueError:
-            continue
+        for json_part in (body, body[:-integrity.TAG_BYTES]):  # plain, or sealed (its tag is not checked here)
+            try:
+                if decode_body(json_part).type == "error":
+                    return True
+            except ValueError:
+                continue
     return False
 
 
@@ -221,7 +224,8 @@ class Driver:
             return  # the peer hung up or told us its own error: nothing to answer
         bodies = frames_in(bytes(self.out))
         assert bodies, f"no error frame for {failure}"
-        last = json.loads(bodies[-1])
+        sealed = self.conn._sealer is not None  # the error went out sealed when the handshake was done
+        last = json.loads(bodies[-1][:-integrity.TAG_BYTES] if sealed else bodies[-1])
         assert last["type"] == "error" and last["code"] == failure.code, last
 
     def hang_up(self) -> None:
@@ -296,9 +300,10 @@ def test_random_frames_after_auth_pass_only_allowed_well_typed_messages(
         role: Role, messages: list[dict[str, Any]], cuts: list[int]) -> None:
     CASES["frames_ready"] += 1
     client, agent = ready_pair()
-    driver = Driver(client if role is Role.CLIENT else agent)
+    driver, peer = (Driver(client), agent) if role is Role.CLIENT else (Driver(agent), client)
     allowed = AGENT_REPLY_KINDS if role is Role.CLIENT else CLIENT_COMMAND_KINDS
-    for chunk in chunks_of(b"".join(frame_of(m) for m in messages), cuts):
+    # sealed by the peer, which holds the key: what is under test is what an authenticated peer may send
+    for chunk in chunks_of(b"".join(peer.frame_body(json.dumps(m).encode()) for m in messages), cuts):
         driver.feed(chunk)
     # The connection accepts a prefix of the messages, then either ends (bye / failure) or waits for more.
     expected: list[Message] = []
@@ -396,10 +401,10 @@ def test_send_raises_only_protocol_error(message: Message) -> None:
 
 @pytest.mark.parametrize("number", [b"1e999", b"-1e999"])
 def test_decoded_numbers_are_finite(number: bytes) -> None:
-    _, agent = ready_pair()
+    client, agent = ready_pair()
     body = b'{"type":"arm","run_id":"r","token":"' + b"0" * 32 + b'","streams":1,"duration":' + number + \
         b',"interval":1}'
-    events = Driver(agent).feed(HEADER.pack(len(body)) + body)
+    events = Driver(agent).feed(client.frame_body(body))
     assert isinstance(events[0], Failure), f"accepted a non-finite number: {events[0]}"
 
 

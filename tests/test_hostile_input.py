@@ -365,10 +365,11 @@ def test_sender_hanging_up_after_its_data_hello_still_gives_a_result() -> None:
 
 
 def _raw_command(client: AgentClient, message: dict[str, Any]) -> None:
-    """Write a frame as a hostile orchestrator would: UTF-8 on the wire, past the client's own checks."""
+    """Write a frame as a hostile orchestrator would: UTF-8 on the wire, past the client's own checks, sealed
+    with the session's key (the orchestrator holds it: what is under test is the agent's validation)."""
     body = json.dumps(message, ensure_ascii=False).encode()
     assert client._writer is not None
-    client._writer.write(HEADER.pack(len(body)) + body)
+    client._writer.write(client.conn.frame_body(body))
 
 
 TOKEN = "1" * 32

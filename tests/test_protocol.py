@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from lpmbench.protocol import connection as protocol
-from lpmbench.protocol import framing, messages
+from lpmbench.protocol import framing, integrity, messages
 from lpmbench.protocol.connection import (
     CLOSED,
     NEED_DATA,
@@ -131,8 +131,8 @@ def test_client_mac_replay_to_new_agent_nonce_fails():
 
 
 @pytest.mark.parametrize("client_version,advice", [
-    (1, "this agent speaks protocol 2, the orchestrator 1: upgrade lpmbench on the orchestrator's host"),
-    (3, "this agent speaks protocol 2, the orchestrator 3: upgrade lpmbench on this agent"),
+    (2, "this agent speaks protocol 3, the orchestrator 2: upgrade lpmbench on the orchestrator's host"),
+    (4, "this agent speaks protocol 3, the orchestrator 4: upgrade lpmbench on this agent"),
 ])
 def test_agent_refuses_another_version_naming_the_side_to_upgrade(client_version, advice):
     agent = Connection(Role.AGENT, KEY)
@@ -148,10 +148,12 @@ V1_AGENT_REFUSAL = ("protocol version 2 is not supported (this side speaks 1); r
 
 
 @pytest.mark.parametrize("agent_says,advice", [
-    (V1_AGENT_REFUSAL, "agent msp-b:7520 speaks protocol 1, this orchestrator 2: upgrade lpmbench on msp-b:7520"),
-    ("this agent speaks protocol 3, the orchestrator 2: upgrade lpmbench on the orchestrator's host",
-     "agent msp-b:7520 speaks protocol 3, this orchestrator 2: upgrade lpmbench on this orchestrator's host"),
-    ("no versions in here", "agent msp-b:7520 refused protocol 2: no versions in here"),
+    (V1_AGENT_REFUSAL, "agent msp-b:7520 speaks protocol 1, this orchestrator 3: upgrade the agent on msp-b:7520"),
+    ("this agent speaks protocol 2, the orchestrator 3: upgrade lpmbench on this agent",
+     "agent msp-b:7520 speaks protocol 2, this orchestrator 3: upgrade the agent on msp-b:7520"),
+    ("this agent speaks protocol 4, the orchestrator 3: upgrade lpmbench on the orchestrator's host",
+     "agent msp-b:7520 speaks protocol 4, this orchestrator 3: upgrade lpmbench on this orchestrator's host"),
+    ("no versions in here", "agent msp-b:7520 refused protocol 3: no versions in here"),
 ])
 def test_client_turns_a_version_refusal_into_advice_naming_the_host(agent_says, advice):
     client = Connection(Role.CLIENT, KEY, peer_name="msp-b:7520")
@@ -165,8 +167,8 @@ def test_client_refuses_an_agent_hello_of_another_version():
     client = Connection(Role.CLIENT, KEY, peer_name="msp-b:7520")
     client.data_to_send()
     event = deliver(client, frame({"type": "hello", "version": 1, "nonce": "a" * 64, "auth": "hmac-sha256"}))
-    assert event == Failure(ErrorCode.VERSION, "agent msp-b:7520 speaks protocol 1, this orchestrator 2: "
-                                               "upgrade lpmbench on msp-b:7520")
+    assert event == Failure(ErrorCode.VERSION, "agent msp-b:7520 speaks protocol 1, this orchestrator 3: "
+                                               "upgrade the agent on msp-b:7520")
 
 
 def ready_pair():
@@ -269,7 +271,9 @@ def test_one_outbox_keeps_handshake_commands_and_errors_in_order():
     agent.send_error(ErrorCode.TIMEOUT, "idle session timed out")
     assert agent.state is State.CLOSED
     wire = agent.data_to_send()
-    assert [m.type for m in map(messages.decode_body, read_frames(wire))] == ["ready", "armed", "error"]
+    # every frame after the handshake is sealed: its JSON, then a 32-byte tag (test_integrity.py)
+    bodies = [body[:-integrity.TAG_BYTES] for body in read_frames(wire)]
+    assert [m.type for m in map(messages.decode_body, bodies)] == ["ready", "armed", "error"]
     assert agent.data_to_send() == b""
 
 
@@ -296,7 +300,7 @@ def test_heartbeat_encodes_decodes_and_is_an_agent_reply_after_auth_only():
     for _ in range(3):
         assert deliver(client, sent(agent, Heartbeat("r1"))) == Heartbeat("r1")
     assert client.state is State.READY
-    event = deliver(agent, frame({"type": "heartbeat", "run_id": "r1"}))
+    event = deliver(agent, client.frame_body(b'{"type":"heartbeat","run_id":"r1"}'))  # sealed: only its type is wrong
     assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
 
 
@@ -346,8 +350,8 @@ def test_command_before_auth_is_out_of_order():
 
 
 def test_agent_reply_from_client_is_refused():
-    _, agent = ready_pair()
-    event = deliver(agent, frame({"type": "armed", "run_id": "r", "port": 1}))
+    client, agent = ready_pair()
+    event = deliver(agent, client.frame_body(json.dumps({"type": "armed", "run_id": "r", "port": 1}).encode()))
     assert isinstance(event, Failure) and event.code is ErrorCode.OUT_OF_ORDER
 
 
