@@ -95,7 +95,7 @@ def feed(conn: Connection, *frames: bytes) -> list[object]:
 
 
 def altered(seq: int, host: str = "msp-b:7520") -> Failure:
-    return Failure(ErrorCode.AUTH, f"the control connection to {host} was altered in transit (bad MAC on frame "
+    return Failure(ErrorCode.INTEGRITY, f"the control connection to {host} was altered in transit (bad MAC on frame "
                                    f"{seq}): something between the orchestrator and the agent rewrites traffic")
 
 
@@ -236,7 +236,7 @@ def test_a_forged_command_to_the_agent_is_caught() -> None:
     client.send(Arm(**SPEC))
     forged = rewrite_json(client.data_to_send(), lambda o: o.update(streams=256))
     (event,) = feed(agent, forged)
-    assert event == Failure(ErrorCode.AUTH, "the control connection from the orchestrator was altered in transit "
+    assert event == Failure(ErrorCode.INTEGRITY, "the control connection from the orchestrator was altered in transit "
                                             "(bad MAC on frame 1): something between the orchestrator and this "
                                             "agent rewrites traffic")
     assert agent.state is State.CLOSED

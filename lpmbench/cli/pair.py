@@ -226,6 +226,9 @@ def _check_html_extra() -> None:
 
 
 def _key_or_insecure(key_file: Optional[str], insecure: bool) -> Optional[bytes]:
+    if key_file and insecure:  # a key means the agents must prove it: an agent without one is never trusted
+        raise die("--key-file and --insecure contradict each other: with a key every agent must authenticate; "
+                  "drop --insecure (or drop --key-file to test a lab pair run --insecure)")
     key = load_key_or_die(key_file)
     if key is None and not insecure:
         raise die("no key: pass --key-file (the agents' key), or --insecure for agents run --insecure")

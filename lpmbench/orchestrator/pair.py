@@ -37,6 +37,8 @@ from lpmbench.protocol.messages import (
     Summary,
 )
 
+LATE_FRAMES_READ = 64  # frames read past the deadline at most: what a paused orchestrator left in its socket
+
 
 @dataclass
 class PairConfig:
@@ -338,7 +340,8 @@ class _Run:
         while True:
             remaining = self._deadlines[role] - loop.time()
             if remaining <= 0:
-                self.errors.append(late)
+                if not await self._read_buffered(role, client):
+                    self.errors.append(late)
                 return
             # Any message, a heartbeat included, is a sign of life: the next wait gets a fresh silence window.
             window = silence if heard else startup
@@ -355,6 +358,25 @@ class _Run:
                 continue
             if await self._take_report(role, client, message):
                 return
+
+    async def _read_buffered(self, role: str, client: AgentClient) -> bool:
+        """Past the deadline, what already sits in the socket still counts (a paused orchestrator, a late-woken
+        loop): read what is buffered, a bounded number of frames, before calling the agent late. True when the
+        agent's last word (its result, an error, a fault) was among them."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + contract.LATE_READ_GRACE_S  # one grace in all: heartbeats must not stretch it
+        for _ in range(LATE_FRAMES_READ):
+            if loop.time() > until:
+                return False
+            message = await client.next_message(0)
+            if isinstance(message, protocol.Failure):
+                if message.code is not ErrorCode.TIMEOUT:
+                    self.errors.append(f"{role} {client.endpoint.label} failed during the run: {message.message}")
+                    return True
+                return False
+            if not isinstance(message, Heartbeat) and await self._take_report(role, client, message):
+                return True
+        return False
 
     async def _take_report(self, role: str, client: AgentClient, message: Message) -> bool:
         """Keep an interval or the final result of this run; True when the agent has no more to say."""

@@ -312,7 +312,7 @@ class Connection:
             refusal = self._unsealed_refusal(payload)
             if refusal is not None:
                 return refusal
-            return self._fail(ErrorCode.AUTH, self._altered_text(exc.seq))
+            return self._fail(ErrorCode.INTEGRITY, self._altered_text(exc.seq))
         return self._decode(body)
 
     def _unsealed_refusal(self, payload: bytes) -> Failure | None:

@@ -46,6 +46,7 @@ class ErrorCode(str, enum.Enum):
     OUT_OF_ORDER = "out_of_order"
     VERSION = "version"
     AUTH = "auth"
+    INTEGRITY = "integrity"  # a frame after the handshake failed its MAC: something rewrites the traffic
     TIMEOUT = "timeout"
     # An agent refusing an orchestrator, a request, or failing a run.
     NOT_ALLOWED = "not_allowed"
