@@ -114,6 +114,13 @@ def test_silent_strangers_from_one_address_do_not_keep_the_streams_out(run_async
     assert received["intruders"][0]["address"] == "127.0.0.9" and received["intruders"][0]["connections"] >= 1
 
 
+def test_silent_strangers_on_the_senders_own_address_do_not_keep_the_streams_out(run_async: Any) -> None:
+    """The sender connects from 127.0.0.1 too: its connection must outlive the strangers' until its hello is read."""
+    sent, received, _ = run_async(direct_run(["127.0.0.1"], 100))
+    assert sent["error"] is None, sent["error"]
+    assert received["error"] is None and all(s["bytes"] > 0 for s in received["streams"])
+
+
 def test_silent_strangers_from_many_addresses_do_not_keep_the_streams_out(run_async: Any) -> None:
     sources = [f"127.0.1.{i}" for i in range(1, 41)]  # 40 x 4 = 160 silent connections, every slot over twice
     sent, received, _ = run_async(direct_run(sources, datagate.MAX_PENDING_PER_SOURCE))
