@@ -72,7 +72,8 @@ def data_port_check(result: dict[str, Any]) -> dict[str, str]:
 def _sources(rows: Any, most: int = 3) -> str:
     """'127.0.0.9 (412 connections), ...' from a receiver's intruders / refused_peers list; '' when none."""
     rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-    named = [f"{str(r.get('address'))[:64]} ({r.get('connections')} connections)" for r in rows[:most]]
+    named = [f"{str(r.get('address'))[:64]} ({r.get('connections')} "
+             f"connection{'' if r.get('connections') == 1 else 's'})" for r in rows[:most]]
     return ", ".join(named) + (f" and {len(rows) - most} more" if len(rows) > most else "")
 
 
