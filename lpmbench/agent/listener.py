@@ -81,14 +81,20 @@ class ControlListener:
         self._accepting = [asyncio.ensure_future(self._accept_loop(s)) for s in self.sockets]
 
     def close(self) -> None:
-        """Stop accepting; connections already accepted go on (see :meth:`cancel_connections`)."""
+        """Stop accepting; connections already accepted go on (see :meth:`cancel_connections`). The listening
+        sockets are closed once the accept tasks have ended (:meth:`wait_closed`), never under a pending accept."""
         for task in self._accepting:
             task.cancel()
-        for sock in self.sockets:
-            sock.close()
+        if not self._accepting:  # start() failed part way: nothing accepts on them
+            self._close_sockets()
 
     async def wait_closed(self) -> None:
         await asyncio.gather(*self._accepting, return_exceptions=True)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sock in self.sockets:
+            sock.close()
 
     async def cancel_connections(self) -> None:
         for task in list(self._connections):

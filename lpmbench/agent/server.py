@@ -152,6 +152,7 @@ class Agent:
             await asyncio.Event().wait()  # the listener accepts in tasks of its own until close()
         finally:
             self._listener.close()
+            await self._listener.wait_closed()
 
     async def close(self) -> None:
         """Stop listening, abort runs, let them report 'aborted' to their orchestrators, close sessions."""
