@@ -101,9 +101,11 @@ class SourceCounts:
 class RefusalLog:
     """Warnings about refused connections: the first refusal of a source at once, later ones summed up."""
 
-    def __init__(self, logger: logging.Logger, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, logger: logging.Logger, what: str, clock: Callable[[], float] = time.monotonic,
+                 level: int = logging.WARNING) -> None:
         self._log = logger
         self._what = what
+        self._level = level
         self._clock = clock
         self._since: dict[tuple[str, str], tuple[float, int]] = {}  # (source, reason) -> (last logged, unlogged)
 
@@ -115,7 +117,7 @@ class RefusalLog:
             self._since[key] = (logged, unlogged + 1)
             return
         more = f" (and {unlogged} more in the last {now - logged:.0f} s)" if logged is not None and unlogged else ""
-        self._log.warning("%s from %s refused: %s%s", self._what, source, reason, more)
+        self._log.log(self._level, "%s from %s %s%s", self._what, source, reason, more)
         if key not in self._since and len(self._since) >= MAX_LOGGED_SOURCES:
             self._forget_oldest()
         self._since[key] = (now, 0)

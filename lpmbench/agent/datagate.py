@@ -104,7 +104,7 @@ class DataGate:
         source = source_of(address)
         if address is None or not allowed(address, self._allow_peers):
             self.refused.add(source)
-            self._refusals.note(source, "not in this agent's --allow-peer list")
+            self._refusals.note(source, "refused: not in this agent's --allow-peer list")
             conn.close()
             return
         if self._slots.take(source) is not None:

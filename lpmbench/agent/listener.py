@@ -63,6 +63,7 @@ class ControlListener:
         self._accepting: list[asyncio.Task] = []
         self._connections: set[asyncio.Task] = set()
         self._refusals = RefusalLog(log, "control connection")
+        self._tls_failures = RefusalLog(log, "control connection", level=logging.INFO)
 
     async def start(self) -> None:
         """Bind every address of ``host`` (all when None), like ``asyncio.start_server``, and start accepting."""
@@ -118,7 +119,7 @@ class ControlListener:
         address = peer_address(conn)
         source = source_of(address)
         if not allowed(address, self._allow):
-            self._refusals.note(source, "not in --allow")
+            self._refusals.note(source, "refused: not in --allow")
             if self._tls is None:  # a plain-text orchestrator is told why; a TLS one cannot read it
                 with contextlib.suppress(OSError):
                     conn.setblocking(False)
@@ -127,7 +128,7 @@ class ControlListener:
             return
         refused = self.slots.take(source)
         if refused is not None:
-            self._refusals.note(source, refused)
+            self._refusals.note(source, f"refused: {refused}")
             conn.close()
             return
         task = asyncio.ensure_future(self._serve(conn, Ticket(self.slots, source, deadline)))
@@ -154,8 +155,8 @@ class ControlListener:
                 loop.connect_accepted_socket(lambda: protocol, conn, ssl=self._tls,
                                              ssl_handshake_timeout=budget if self._tls else None), budget)
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            log.info("control connection from %s: TLS handshake failed or timed out (%s)",
-                     peer_address(conn) or "?", exc or type(exc).__name__)
+            self._tls_failures.note(source_of(peer_address(conn)),
+                                    f"failed its TLS handshake ({type(exc).__name__})")
             conn.close()
             return None
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
