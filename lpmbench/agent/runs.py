@@ -109,6 +109,9 @@ class ReceiverRun(Run):
                                       **await self._audit_done())
         self._close_listener()
         self._close_responder()
+        if self._data_gate is not None and self._data_gate.intruders:
+            log.info("run %s: connections without the run token were turned away from the data port: %s",
+                     self.spec.run_id, self._data_gate.intruders.describe())
         # The receiver's deadline only bounds a sender that never closes: its streams end at the sender's EOF.
         works = [functools.partial(self._receive, i, sock) for i, sock in enumerate(self._live_sockets())]
         futures, t0 = await self._start_streams("lpmbench-rx", works,
