@@ -26,6 +26,10 @@ from lpmbench.net.acl import allowed
 log = logging.getLogger("lpmbench.agent")
 
 ACCEPT_ERROR_PAUSE_S = 0.1  # out of file descriptors: let sessions end before accepting again
+# A fatal TLS alert "access_denied" (RFC 8446 6.2: alert record, level 2, description 49) in a plain-text record,
+# as a TLS server may send before any handshake: an orchestrator outside --allow learns why in its own TLS
+# stack's words, and the agent spends no TLS state on it.
+TLS_ACCESS_DENIED = bytes([21, 3, 3, 0, 2, 2, 49])
 
 
 class Ticket:
@@ -120,10 +124,9 @@ class ControlListener:
         source = source_of(address)
         if not allowed(address, self._allow):
             self._refusals.note(source, "refused: not in --allow")
-            if self._tls is None:  # a plain-text orchestrator is told why; a TLS one cannot read it
-                with contextlib.suppress(OSError):
-                    conn.setblocking(False)
-                    conn.send(self._refusal())
+            with contextlib.suppress(OSError):  # told why: an error frame, or in TLS a TLS alert
+                conn.setblocking(False)
+                conn.send(self._refusal() if self._tls is None else TLS_ACCESS_DENIED)
             conn.close()
             return
         refused = self.slots.take(source)
