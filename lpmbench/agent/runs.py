@@ -13,14 +13,16 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import logging
 import os
 import socket
 import time
 from typing import Any
 
 from lpmbench import dataplane
+from lpmbench.agent.datagate import DataGate
 from lpmbench.agent.runbase import Allowed, Report, Run, RunAborted, RunSpec
-from lpmbench.agent.streams import describe, peer_address, recv_exactly
+from lpmbench.agent.streams import describe, recv_exactly
 from lpmbench.net import pathprobe, sockopts
 from lpmbench.net.acl import allowed
 from lpmbench.net.ports import bind_in_range
@@ -30,6 +32,8 @@ from lpmbench.protocol.contract import ARM_TIMEOUT_S, DATA_CONNECT_TIMEOUT_S, DR
 
 __all__ = ["ReceiverRun", "RunAborted", "RunSpec", "SenderRun"]
 
+log = logging.getLogger("lpmbench.agent")
+
 PAYLOAD_BYTES = 1 << 20  # one reused buffer of incompressible bytes, as LPM's payload is compressed/encrypted
 RECV_BUFFER_BYTES = 1 << 20
 # A run whose streams get nothing acknowledged for this long (and at least 3 intervals) is stalled: a jumbo
@@ -37,7 +41,11 @@ RECV_BUFFER_BYTES = 1 << 20
 # diagnosis instead of running into the kernel's retransmission timeout.
 ABORTED_DRAIN_S = 0.2  # an aborted sender's wait for the receiver's FIN
 STALL_MIN_S = 3.0
-MAX_PENDING_ADMISSIONS = 64  # data connections waiting to show a token at once; more are closed at once
+# The data port's accept queue: room for a burst of strangers' connects (each accepted and sorted out at once,
+# lpmbench.agent.datagate) without dropping the sender's SYN into a 1 s retransmit.
+ACCEPT_BACKLOG_EXTRA = 64
+NOT_ACCEPTED = ("the receiving agent took the TCP connection but did not accept the stream (its --allow-peer list, "
+                "or connections without the run token holding its data port: see the receiver's report)")
 PROBE_MTU_CEILING = 9216  # largest jumbo frame commonly configured; loopback's 64 KiB MTU is not a path
 
 
@@ -57,6 +65,7 @@ class ReceiverRun(Run):
         self._port: int | None = None
         self._responder: asyncio.DatagramTransport | None = None
         self._audit_task: asyncio.Future | None = None
+        self._data_gate: DataGate | None = None
         self.discard = bool(spec.options.get("rx_discard", False))
 
     @property
@@ -69,9 +78,10 @@ class ReceiverRun(Run):
             self._listener = bind_in_range(self._bind_host, self._port_range)
         except ValueError as exc:  # a range that is not one: the orchestrator is told, like a busy range
             raise OSError(errno.EINVAL, f"the agent's --data-ports: {exc}") from exc
-        self._listener.listen(self.spec.streams + 4)
+        self._listener.listen(self.spec.streams + ACCEPT_BACKLOG_EXTRA)
         self._listener.setblocking(False)
         self._port = int(self._listener.getsockname()[1])
+        self._data_gate = DataGate(self._listener, self.spec.token, self._sockets, self._allow_peers, self._kept)
         return self._port
 
     async def start_probe_responder(self) -> int:
@@ -91,11 +101,7 @@ class ReceiverRun(Run):
         try:
             await self._accept_all(loop)
         except (asyncio.TimeoutError, RunAborted, OSError) as exc:
-            connected = sum(s is not None for s in self._sockets)
-            self._record_error(self._abort_reason or str(exc) or
-                               f"only {connected} of {self.spec.streams} streams connected within "
-                               f"{ARM_TIMEOUT_S:.0f} s; is the data port reachable from the sender "
-                               f"(firewall, the agent's --data-ports)?")
+            self._record_error(self._unconnected_reason(self._abort_reason or str(exc)))
             self._close_sockets()
             self._close_listener()
             self._close_responder()
@@ -103,6 +109,9 @@ class ReceiverRun(Run):
                                       **await self._audit_done())
         self._close_listener()
         self._close_responder()
+        if self._data_gate is not None and self._data_gate.intruders:
+            log.info("run %s: connections without the run token were turned away from the data port: %s",
+                     self.spec.run_id, self._data_gate.intruders.describe())
         # The receiver's deadline only bounds a sender that never closes: its streams end at the sender's EOF.
         works = [functools.partial(self._receive, i, sock) for i, sock in enumerate(self._live_sockets())]
         futures, t0 = await self._start_streams("lpmbench-rx", works,
@@ -120,7 +129,28 @@ class ReceiverRun(Run):
         return await self._audit_finish()
 
     def _port_facts(self) -> dict[str, Any]:
-        return {"data_port": self._port, "data_port_range": list(self._port_range)}
+        gate = self._data_gate.facts() if self._data_gate is not None else {}
+        return {"data_port": self._port, "data_port_range": list(self._port_range), **gate}
+
+    def _unconnected_reason(self, reason: str) -> str:
+        """Why streams are missing (``reason``: an abort or an error, may be empty), with what the gate saw:
+        a refusal by --allow-peer or strangers holding the port, which a firewall guess would hide."""
+        connected = sum(s is not None for s in self._sockets)
+        reason = reason or f"only {connected} of {self.spec.streams} streams connected within {ARM_TIMEOUT_S:.0f} s"
+        gate = self._data_gate
+        if gate is not None and gate.refused:
+            log.warning("run %s: this agent's --allow-peer list refused data connections from %s",
+                        self.spec.run_id, gate.refused.describe())
+            return (f"{reason}; this agent's --allow-peer list refused data connections from "
+                    f"{gate.refused.describe()}: add the sender's address to --allow-peer on this agent")
+        if gate is not None and gate.intruders:
+            log.warning("run %s: connections without the run token held the data port: %s",
+                        self.spec.run_id, gate.intruders.describe())
+            return (f"{reason}; connections without the run token held the data port meanwhile, from "
+                    f"{gate.intruders.describe()}")
+        if self._abort_reason or connected == self.spec.streams:
+            return reason
+        return f"{reason}; is the data port reachable from the sender (firewall, the agent's --data-ports)?"
 
     def _receive(self, stream_id: int, sock: socket.socket, deadline_ns: int) -> int:
         """One stream's receive loop (in its own thread)."""
@@ -132,71 +162,20 @@ class ReceiverRun(Run):
                 for i, c in enumerate(self._counters)]
 
     async def _accept_all(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Accept until every stream slot holds a connection that showed our token.
-
-        Each connection is admitted in a task of its own, so strangers that connect and stay silent cannot hold
-        up the real streams; at most MAX_PENDING_ADMISSIONS wait at once, later ones are closed at once.
-        """
-        deadline = time.monotonic() + ARM_TIMEOUT_S
-        admissions: set[asyncio.Future] = set()
-        aborted = asyncio.ensure_future(self._aborted.wait())
-        accept: asyncio.Future | None = None
+        """Accept until every stream slot holds a connection that showed our token (lpmbench.agent.datagate)."""
+        assert self._data_gate is not None, "listen() first"
         try:
-            while not all(self._sockets):
-                if accept is None:
-                    accept = asyncio.ensure_future(loop.sock_accept(self._listener))  # type: ignore[arg-type]
-                done, _ = await asyncio.wait({accept, aborted, *admissions}, return_when=asyncio.FIRST_COMPLETED,
-                                             timeout=max(0.0, deadline - time.monotonic()))
-                if aborted in done:
-                    raise RunAborted(self._abort_reason or "aborted")
-                if not done:
-                    raise asyncio.TimeoutError()
-                admissions -= done
-                if accept in done:
-                    conn, _ = accept.result()
-                    accept = None
-                    if len(admissions) >= MAX_PENDING_ADMISSIONS:
-                        conn.close()
-                    else:
-                        admissions.add(asyncio.ensure_future(self._admit(loop, conn, deadline)))
-        finally:
-            for task in (aborted, accept, *admissions):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(*(t for t in (accept, *admissions) if t is not None), return_exceptions=True)
-            if accept is not None and accept.done() and not accept.cancelled() and accept.exception() is None:
-                accept.result()[0].close()  # accepted in the same wake-up as the abort or timeout
+            await self._data_gate.fill(time.monotonic() + ARM_TIMEOUT_S, self._aborted)
+        except RunAborted:
+            raise RunAborted(self._abort_reason or "aborted") from None
 
-    async def _admit(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, deadline: float) -> None:
-        """Read the data hello; keep the connection only if it carries our token for a free stream slot."""
-        kept = False
-        try:
-            conn.setblocking(False)
-            address = peer_address(conn)
-            if address is None or not allowed(address, self._allow_peers):
-                return
-            raw = await asyncio.wait_for(recv_exactly(loop, conn, protocol.DATA_HELLO_SIZE),
-                                         min(DATA_CONNECT_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
-            stream_id = protocol.parse_data_hello(raw, self.spec.token)
-            if stream_id is None or stream_id >= self.spec.streams or self._sockets[stream_id] is not None:
-                return  # not our sender: no accept byte, no data
-            self._sockets[stream_id] = conn  # reserved before the await: a duplicate hello finds it taken
-            kept = True
-            try:
-                await loop.sock_sendall(conn, protocol.ACCEPT_BYTE)
-            except BaseException:
-                self._sockets[stream_id], kept = None, False
-                raise
-            self._keepalive_ok &= sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
-            if self._peer is None:
-                self._peer = address
-                # The interface toward the sender is known now; audit it while the streams run.
-                self._audit_task = loop.run_in_executor(None, self._audit.start, address)
-        except (asyncio.TimeoutError, OSError):
-            return
-        finally:
-            if not kept:
-                conn.close()
+    def _kept(self, stream_id: int, conn: socket.socket, address: str) -> None:
+        """A stream got in: keepalive on it; the first one names the sender and starts the interface audit."""
+        self._keepalive_ok &= sockopts.keepalive(conn, sockopts.DATA_USER_TIMEOUT_S)
+        if self._peer is None:
+            self._peer = address
+            # The interface toward the sender is known now; audit it while the streams run.
+            self._audit_task = asyncio.get_running_loop().run_in_executor(None, self._audit.start, address)
 
     def _close_listener(self) -> None:
         if self._listener is not None:
@@ -352,10 +331,13 @@ class SenderRun(Run):
     async def _open_stream(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any,
                            stream_id: int) -> None:
         await loop.sock_connect(sock, sockaddr)
-        await loop.sock_sendall(sock, protocol.data_hello(self.spec.token, stream_id))
-        answer = await recv_exactly(loop, sock, 1)
+        try:  # connected: whatever happens now, the port was reachable and the receiving agent said no
+            await loop.sock_sendall(sock, protocol.data_hello(self.spec.token, stream_id))
+            answer = await recv_exactly(loop, sock, 1)
+        except ConnectionError as exc:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, NOT_ACCEPTED) from exc
         if answer != protocol.ACCEPT_BYTE:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "receiver did not accept the stream")
+            raise ConnectionRefusedError(errno.ECONNREFUSED, NOT_ACCEPTED)
 
     async def _finish_streams(self, loop: asyncio.AbstractEventLoop) -> None:
         """Half-close every stream, wait for the receiver to drain and close, then read final TCP_INFO.

@@ -18,13 +18,14 @@ from typing import Any, Callable, Union
 
 from lpmbench import __version__, dataplane
 from lpmbench import platform as hostinfo
+from lpmbench.agent.admission import SourceSlots
+from lpmbench.agent.listener import ControlListener, Ticket
 from lpmbench.agent.runs import ReceiverRun, RunSpec, SenderRun
 from lpmbench.net import eventloop, sockopts
-from lpmbench.net.acl import allowed
 from lpmbench.platform import capabilities
 from lpmbench.protocol import connection as protocol
 from lpmbench.protocol import contract, messages
-from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS
+from lpmbench.protocol.contract import CONTROL_CONNECT_TIMEOUT_S, DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS
 from lpmbench.protocol.messages import (
     Abort,
     Arm,
@@ -43,13 +44,18 @@ from lpmbench.protocol.messages import (
 
 log = logging.getLogger("lpmbench.agent")
 
-HANDSHAKE_TIMEOUT_S = 10.0
+# One deadline from accept for the TLS and the protocol handshake together: an orchestrator gives up after
+# CONTROL_CONNECT_TIMEOUT_S (connect included), so a handshake still going on after that serves nobody.
+HANDSHAKE_TIMEOUT_S = CONTROL_CONNECT_TIMEOUT_S + 1.0
 IDLE_TIMEOUT_S = 300.0  # an authenticated session with no run and no command is closed after this
 WRITE_TIMEOUT_S = 10.0  # an orchestrator that stops reading is treated as gone
 READ_CHUNK = 65536
-# Connections still in the handshake at once; beyond this new ones are closed at once, so a client opening
-# connections in a loop cannot exhaust the agent's file descriptors. Authenticated sessions are not counted.
+# Connections still in the handshake (TLS included) at once; beyond this new ones are closed at once, so a client
+# opening connections in a loop cannot exhaust the agent's file descriptors. Authenticated sessions are not
+# counted. One source (an IPv4 address, an IPv6 /64) may hold only a few of them, so a flood from one address
+# never locks out an orchestrator at another: an orchestrator opens one control connection per run.
 MAX_HANDSHAKES = 512
+MAX_HANDSHAKES_PER_SOURCE = 8
 LISTEN_BACKLOG = 512
 
 
@@ -89,6 +95,12 @@ RECENT_RUNS = 64  # run ids remembered so a later "summary" can be matched to th
 MAX_RATE_BPS = 1e13  # 10 Tbit/s: beyond any MSP link; also keeps pacing arithmetic in range
 
 
+def _not_allowed_frame() -> bytes:
+    refusal = protocol.Connection(protocol.Role.AGENT, None)
+    refusal.send_error(ErrorCode.NOT_ALLOWED, "this orchestrator's address is not in the agent's --allow list")
+    return refusal.data_to_send()
+
+
 def _printable_ascii(text: str, limit: int) -> bool:
     return 0 < len(text) <= limit and text.isascii() and text.isprintable()
 
@@ -99,14 +111,14 @@ class Agent:
         self.runs: dict[str, tuple[str, Any]] = {}  # run_id -> (holder description, run)
         self.listeners: list[Listener] = list(listeners or [])
         self.recent: OrderedDict[str, tuple[str, str | None]] = OrderedDict()  # run_id -> (role, peer)
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: ControlListener | None = None
         self._sessions: dict[asyncio.Task, ControlSession] = {}
         self._facts: dict[str, Any] | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._listener is not None and self._listener.sockets
+        return int(self._listener.sockets[0].getsockname()[1])
 
     def facts(self) -> dict[str, Any]:
         """What the agent tells orchestrators about itself; gathered once (on VIOS, ioslevel is a command)."""
@@ -121,15 +133,13 @@ class Agent:
                 "capabilities": capabilities.summary()}
 
     async def start(self) -> None:
-        # TLS is done by the server at accept, before the --allow and handshake-cap checks: starting it later
-        # (StreamWriter.start_tls) loses a ClientHello the stream already buffered, so the handshake stalls.
-        self._server = await asyncio.start_server(self._on_connection, host=self.config.bind,
-                                                  port=self.config.port, reuse_address=True, ssl=self.config.ssl,
-                                                  backlog=LISTEN_BACKLOG,
-                                                  ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.config.ssl
-                                                  else None)
-        for listener in self._server.sockets:  # accepted control connections inherit the clamp (both ways:
-            sockopts.maxseg(listener, sockopts.CONTROL_MSS)  # the SYN-ACK advertises it to the orchestrator)
+        # The --allow list and the handshake slots are checked on the raw socket, before TLS (lpmbench.agent.listener).
+        self._listener = ControlListener(self.config.bind, self.config.port, self._on_connection,
+                                         tls=self.config.ssl, allow=self.config.allow_clients,
+                                         slots=SourceSlots(MAX_HANDSHAKES_PER_SOURCE, MAX_HANDSHAKES),
+                                         handshake_s=HANDSHAKE_TIMEOUT_S, backlog=LISTEN_BACKLOG,
+                                         refusal=_not_allowed_frame)
+        await self._listener.start()
         self._facts = self._static_facts()
 
     def reload_key(self, key: bytes | None) -> None:
@@ -137,43 +147,32 @@ class Agent:
         self.config.key = key
 
     async def serve_forever(self) -> None:
-        assert self._server is not None
-        async with self._server:
-            await self._server.serve_forever()
+        assert self._listener is not None
+        try:
+            await asyncio.Event().wait()  # the listener accepts in tasks of its own until close()
+        finally:
+            self._listener.close()
+            await self._listener.wait_closed()
 
     async def close(self) -> None:
         """Stop listening, abort runs, let them report 'aborted' to their orchestrators, close sessions."""
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            self._listener.close()
         for _, run in list(self.runs.values()):
             run.abort("agent shutting down")
         running = [s.run_task for s in self._sessions.values() if s.run_task is not None]
         if running:
             await asyncio.wait(running, timeout=SHUTDOWN_REPORT_S)
-        for task in list(self._sessions):
-            task.cancel()
-        await asyncio.gather(*self._sessions, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        if self._listener is not None:
+            await self._listener.cancel_connections()  # sessions, and connections still in their TLS handshake
+            await self._listener.wait_closed()
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                             ticket: Ticket) -> None:
+        """An admitted control connection (lpmbench.agent.listener): its session, until it ends."""
         task = asyncio.current_task()
         assert task is not None
-        peer = writer.get_extra_info("peername")
-        label = f"{peer[0]}:{peer[1]}" if peer else "?"
-        handshaking = sum(1 for s in self._sessions.values() if s.conn.state is not protocol.State.READY)
-        if handshaking >= MAX_HANDSHAKES:
-            log.warning("control connection from %s dropped: %d handshakes already pending", label, handshaking)
-            writer.close()
-            return
-        if not allowed(str(peer[0]) if peer else None, self.config.allow_clients):
-            log.warning("control connection from %s refused: not in --allow", label)
-            refusal = protocol.Connection(protocol.Role.AGENT, None)
-            refusal.send_error(ErrorCode.NOT_ALLOWED, "this orchestrator's address is not in the agent's --allow list")
-            writer.write(refusal.data_to_send())
-            writer.close()
-            return
-        session = ControlSession(self, reader, writer)
+        session = ControlSession(self, reader, writer, ticket)
         self._sessions[task] = session
         try:
             await session.serve()
@@ -249,8 +248,10 @@ class ControlSession:
     (``conn.data_to_send()``): replies, run reports, heartbeats and error frames keep their order.
     """
 
-    def __init__(self, agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 ticket: Ticket) -> None:
         self.agent = agent
+        self.ticket = ticket  # the handshake slot, freed once authenticated
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
@@ -272,7 +273,7 @@ class ControlSession:
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         # The handshake has one deadline from accept, not one per read: a byte every 100 ms must not hold it.
-        handshake_deadline = loop.time() + HANDSHAKE_TIMEOUT_S
+        handshake_deadline = self.ticket.deadline
         read: asyncio.Future | None = None
         try:
             while True:
@@ -306,6 +307,7 @@ class ControlSession:
                 return True
             if isinstance(event, protocol.Authenticated):
                 log.info("session from %s authenticated", self.peer)
+                self.ticket.release()
                 continue
             if isinstance(event, (protocol.Failure, protocol.Closed)):
                 if isinstance(event, protocol.Failure) and event.code is not ErrorCode.EOF:

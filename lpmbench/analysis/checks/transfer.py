@@ -19,6 +19,10 @@ RETRANSMIT_FAIL = 0.01  # 1 %: loss at this level collapses loss-based TCP and s
 def retransmit_check(result: dict[str, Any]) -> dict[str, str]:
     rate, retrans, segs = result.get("retransmit_rate"), result.get("retransmits"), result.get("segments_out")
     name = "retransmit rate"
+    if result.get("retransmit_source") == "system" and not result.get("bytes"):
+        # Host-wide counters (netstat -s) count the host's other traffic: with no stream of ours, nothing to judge.
+        return check(name, UNKNOWN, "no stream moved data, so the host-wide retransmit counters say nothing "
+                                    "about this test", "")
     if rate is None:
         return check(name, UNKNOWN, "the sender's OS reports no per-socket retransmit counters",
                      "compare 'netstat -s' retransmit counters on the sending MSP before and after a run")
@@ -76,6 +80,15 @@ def data_port_check(result: dict[str, Any]) -> dict[str, str]:
     where = "data port" if port is None else f"data port {port}"  # older results have no data_port section
     if span and list(span) != [0, 0]:
         where += f" (from {span[0]}-{span[1]})"
+    refused, intruders = _sources(info.get("refused_peers")), _sources(info.get("intruders"))
+    if refused:
+        return check(name, FAIL, f"the receiving agent's --allow-peer list refused data connections from {refused}",
+                     "add the sending MSP's address to --allow-peer on the receiving agent (or drop --allow-peer)")
+    if intruders and info.get("reachable") is not True:
+        return check(name, UNKNOWN, f"not judged: connections without the run token held the receiver's {where}, "
+                                    f"from {intruders}",
+                     "find what at those addresses connects to the MSP's ports (a scanner, a probe) and stop it, or "
+                     "keep it out of the LPM network; then run again")
     if info.get("reachable") is False:
         return check(name, FAIL, f"the sender could not reach the receiver's {where}: {info.get('error')}",
                      "open the LPM port range between the MSPs in every firewall on the path (LPM takes two "
@@ -84,6 +97,14 @@ def data_port_check(result: dict[str, Any]) -> dict[str, str]:
     if info.get("reachable") is None:
         return check(name, UNKNOWN, f"no stream reached the receiver's {where}", "")
     return check(name, PASS, f"the streams reached the receiver's {where}")
+
+
+def _sources(rows: Any, most: int = 3) -> str:
+    """'127.0.0.9 (412 connections), ...' from a receiver's intruders / refused_peers list; '' when none."""
+    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    named = [f"{str(r.get('address'))[:64]} ({r.get('connections')} "
+             f"connection{'' if r.get('connections') == 1 else 's'})" for r in rows[:most]]
+    return ", ".join(named) + (f" and {len(rows) - most} more" if len(rows) > most else "")
 
 
 def _ids(stream_ids: list[Any]) -> str:
