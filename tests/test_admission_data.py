@@ -163,6 +163,10 @@ def test_allow_peer_refusing_the_sender_is_said_and_logged(run_async: Any, caplo
     assert "--allow-peer" in result["error"] and "127.0.0.1" in result["error"], result["error"]
     logged = [r.getMessage() for r in caplog.records if "--allow-peer" in r.getMessage()]
     assert logged and "127.0.0.1" in logged[0], logged
+    port_check = next(c for c in result["checks"] if c["name"] == "LPM port range reachable")
+    assert "--allow-peer" in port_check["detail"] and "127.0.0.1" in port_check["detail"], port_check
+    assert "firewall" not in port_check["remedy"], port_check
+    assert result["data_port"]["refused_peers"][0]["address"] == "127.0.0.1"
 
 
 def port_result(**data_port: Any) -> dict[str, Any]:

@@ -162,6 +162,13 @@ def test_slow_drip_is_cut_at_the_handshake_timeout(monkeypatch: pytest.MonkeyPat
 IDLE_CONNECTIONS = 300
 
 
+def spread_source(index: int) -> str:
+    """A loopback source address for the index-th connection of a flood, so that no source holds more than the
+    agent's handshake quota per source (a flood from one address is bounded at accept, test_admission_control)."""
+    per = agent_module.MAX_HANDSHAKES_PER_SOURCE
+    return f"127.0.{2 + index // per // 250}.{1 + index // per % 250}"
+
+
 def _open_idle(end: Endpoint, count: int, process: psutil.Process) -> list[socket.socket]:
     """Blocking connects from a worker thread, so the agent's event loop does nothing but accept.
 
@@ -172,7 +179,8 @@ def _open_idle(end: Endpoint, count: int, process: psutil.Process) -> list[socke
     baseline = process.num_fds()
     while len(socks) < count:
         batch = min(50, count - len(socks))
-        socks += [socket.create_connection((end.host, end.port), timeout=10) for _ in range(batch)]
+        socks += [socket.create_connection((end.host, end.port), timeout=10,
+                                           source_address=(spread_source(len(socks) + i), 0)) for i in range(batch)]
         deadline = time.monotonic() + 2.0
         while process.num_fds() < baseline + 2 * len(socks) - 5 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -417,7 +425,8 @@ def test_agent_memory_and_fds_stay_bounded_under_junk(key_file: str, tmp_path: P
         async def attack_round() -> int:
             """Hold ``frames_held`` frames one byte short of MAX_FRAME, junk the rest; peak RSS seen."""
             nearly_full = HEADER.pack(MAX_FRAME) + b"x" * (MAX_FRAME - 1)
-            held = [await asyncio.open_connection(receiver.bind, receiver.port) for _ in range(frames_held)]
+            held = [await asyncio.open_connection(receiver.bind, receiver.port, local_addr=(spread_source(i), 0))
+                    for i in range(frames_held)]
             for _, writer in held:
                 writer.write(nearly_full)
             await asyncio.gather(*(w.drain() for _, w in held))

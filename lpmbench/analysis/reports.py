@@ -209,6 +209,7 @@ AGGREGATE = record({"kind": LABEL, "name": LABEL, "mode": LABEL, "hash_policy": 
                     "bytes": optional(table(record({"tx": optional(signed()), "rx": optional(signed())}), 64))})
 MSP = record({"reach": optional(REACH), "mover": optional(MOVER), "cpu": optional(CPU),
               "aggregate": optional(AGGREGATE)})
+SOURCE_COUNT = record({"address": text, "connections": count()})  # lpmbench.agent.admission.SourceCounts rows
 # What an agent says about itself, at the handshake and again in its final report.
 FACTS: dict[str, Check] = {
     "hostname": LABEL, "os": LABEL, "version": LABEL, "dataplane": LABEL, "dataplane_fallback_reason": LABEL,
@@ -229,4 +230,6 @@ def final_report(streams: int) -> Check:
         "connect_error": LABEL, "interface": optional(INTERFACE), "interface_error": LABEL,
         "system_tcp_delta": optional(table(optional(signed()))), "system_tcp_error": LABEL,
         "path_probe": optional(PATH_PROBE), "msp": optional(MSP),
+        # A receiver's count of the connections on its data port that were not the sender's streams.
+        "intruders": optional(items(SOURCE_COUNT, 17)), "refused_peers": optional(items(SOURCE_COUNT, 17)),
     })

@@ -347,7 +347,8 @@ def _data_port(sender_result: dict[str, Any] | None, receiver_result: dict[str, 
     connected = any(_num(s.get("bytes")) for s in _streams_of(rx).values())
     error = tx.get("connect_error")
     return {"port": rx.get("data_port"), "range": rx.get("data_port_range"),
-            "reachable": False if error else (True if connected else None), "error": error}
+            "reachable": False if error else (True if connected else None), "error": error,
+            "intruders": rx.get("intruders") or [], "refused_peers": rx.get("refused_peers") or []}
 
 
 def _counted(value: Any) -> bool:
