@@ -43,9 +43,9 @@ def test_a_capped_run_reports_the_cap_and_does_not_judge_lpm_on_it(how: str) -> 
     assert result["partial"] is False, result["error"]
     assert result["goodput_bps"] < CAP_BPS * 1.3
     checks = _checks(result)
-    # The agent does not tell its --max-rate (see the report): the cap is named, its value only for --rate.
+    # The agent tells its --max-rate in its facts: the cap is named with its value either way.
     said = "the send rate was capped at 200 Mbit/s by --rate" if how == "--rate" else \
-        "the send rate was capped by the sending agent's --max-rate"
+        "the send rate was capped at 200 Mbit/s by the sending agent's --max-rate"
     assert said in checks["run completed"]["detail"]
     limits = checks["what limited the streams"]
     assert "network set the pace" not in limits["detail"] and "the cap set the pace" in limits["detail"]

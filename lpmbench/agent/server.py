@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl
 import time
 from collections import OrderedDict
@@ -114,6 +115,7 @@ class Agent:
         self._listener: ControlListener | None = None
         self._sessions: dict[asyncio.Task, ControlSession] = {}
         self._facts: dict[str, Any] | None = None
+        self._instance_id = secrets.token_hex(8)
 
     @property
     def port(self) -> int:
@@ -130,7 +132,11 @@ class Agent:
         return {"hostname": hostinfo.hostname(), "os": hostinfo.os_description(), "version": __version__,
                 "dataplane": dataplane.IMPLEMENTATION, "dataplane_fallback_reason": dataplane.fallback_reason,
                 "send_methods": list(dataplane.SEND_METHODS), "event_loop": eventloop.current_kind(),
-                "capabilities": capabilities.summary()}
+                "capabilities": capabilities.summary(),
+                # Which agent this is, whatever name or address reached it (pair refuses A and B being one agent).
+                "instance_id": self._instance_id,
+                # The cap an operator set (--max-rate): a capped run reports it instead of "the network set the pace".
+                "max_rate_bps": self.config.limits.max_rate_bps}
 
     async def start(self) -> None:
         # The --allow list and the handshake slots are checked on the raw socket, before TLS (lpmbench.agent.listener).

@@ -215,6 +215,7 @@ FACTS: dict[str, Check] = {
     "hostname": LABEL, "os": LABEL, "version": LABEL, "dataplane": LABEL, "dataplane_fallback_reason": LABEL,
     "event_loop": LABEL, "send_methods": optional(items(text, 16)),
     "capabilities": optional(record({"available": optional(items(text, 64)), "missing": optional(table(text))})),
+    "instance_id": LABEL, "max_rate_bps": optional(number(1e15)),
 }
 AGENT = record(FACTS)
 

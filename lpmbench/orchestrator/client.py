@@ -37,6 +37,9 @@ def _tls_failure_text(exc: ssl.SSLError) -> str:
     if exc.reason in _PLAIN_ANSWER_REASONS:
         return ("the agent answered without TLS: TLS is on at one end only (this orchestrator uses it, the agent's "
                 "control port does not); drop --tls/--tls-ca, or start the agent with --tls-cert and --tls-key")
+    if exc.reason == "TLSV1_ALERT_ACCESS_DENIED":  # the agent's --allow list, checked before the TLS handshake
+        return ("the agent refused this orchestrator's address (not in its --allow list); add this host's "
+                "address to the agent's --allow, or run pair from a host it allows")
     return f"TLS handshake failed ({exc.reason or exc}); check --tls-ca and the agent's certificate"
 
 
@@ -100,9 +103,16 @@ class AgentClient:
                     f"is it an lpmbench agent's control port? Check the host and port (and --tls if the agent "
                     f"uses TLS)")
         if failure.code is ErrorCode.EOF and self.tls is None:
-            # An agent with TLS on its control port hangs up on a plain-text hello without a word.
-            return (f"the agent closed the connection during the handshake ({failure.message}); if it serves "
-                    f"TLS on its control port (agent --tls-cert), pass --tls-ca")
+            # An agent with TLS on its control port hangs up on a plain-text hello without a word; so does one
+            # whose handshake slots for this address are all taken (a flood from here, or many orchestrators
+            # behind one NAT address).
+            return (f"the agent closed the connection during the handshake ({failure.message}): if it serves "
+                    f"TLS on its control port (agent --tls-cert), pass --tls-ca; otherwise it may be refusing "
+                    f"this address for now (too many handshakes from it at once): retry, and see the agent's log")
+        if failure.code is ErrorCode.EOF:
+            return (f"the agent closed the connection during the handshake ({failure.message}); it may be "
+                    f"refusing this address for now (too many handshakes from it at once): retry, and see the "
+                    f"agent's log")
         return failure.message
 
     async def send(self, message: Message | str, **fields: Any) -> None:
