@@ -1,7 +1,7 @@
 """The expert checks as tables (issue 13): LPM validation reachability, vioslpm0, MSP CPU, aggregates.
 
 One row per branch, over small result documents whose ``sender.msp`` / ``receiver.msp`` hold what the agents
-report (lpmbench.platform.msp_facts and the aggregate audit; docs/result-contract.md).
+report (the msp block of lpmbench.platform.InterfaceAudit, with the aggregate audit; docs/result-contract.md).
 """
 
 from __future__ import annotations

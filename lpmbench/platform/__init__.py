@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
 from typing import Any
 
 try:
@@ -102,6 +103,8 @@ class InterfaceAudit:
         self._name: str | None = None
         self._tcp_start: dict[str, Any] = {}
         self._msp: dict[str, Any] = {}
+        self._reach: threading.Thread | None = None
+        self._reach_facts: dict[str, Any] | None = None
         self._spread = aggregate.SpreadAudit(capabilities.AIX)
 
     def start(self, peer_address: str) -> None:
@@ -116,7 +119,11 @@ class InterfaceAudit:
         if self.error:
             log.warning("%s", self.error)
         self._tcp_start = self._read_tcp_counters() or {}
-        self._msp = msp_facts(peer_address)
+        # The ping (up to ~3 s on AIX) runs beside the run, not before it: the sender's path probe and streams
+        # must not wait for it (its run has to start within the orchestrator's arm window).
+        self._reach = threading.Thread(target=self._ping, args=(peer_address,), name="lpmbench-ping", daemon=True)
+        self._reach.start()
+        self._msp = {"mover": mover.mover_facts(capabilities.AIX), "cpu": cpu.cpu_facts(capabilities.AIX)}
         if self._name is not None:
             self._spread.start(self._name, peer_address)
 
@@ -143,12 +150,22 @@ class InterfaceAudit:
             out["system_tcp_delta"] = _delta(after, self._tcp_start) if after is not None else None
         out["interface_error"] = self.error
         out["system_tcp_error"] = self.tcp_error
-        out["msp"] = {**self._msp, "aggregate": self._spread.finish()}
+        out["msp"] = {**self._msp, "reach": self._reach_result(), "aggregate": self._spread.finish()}
         return out
 
+    def _ping(self, peer_address: str) -> None:
+        try:
+            self._reach_facts = reach.ping_peer(peer_address, capabilities.AIX)
+        except Exception as exc:  # noqa: BLE001 - a failing ping is a finding, never a failed run
+            self._reach_facts = {"tool": "ping", "address": peer_address, "reachable": None,
+                                 "error": f"ping failed: {exc}"}
 
-def msp_facts(peer_address: str) -> dict[str, Any]:
-    """What an LPM expert asks of an MSP besides its interface: does the peer answer ping (HMC validation),
-    the mover's settings (vioslpm0) and the CPU the mover may use. Blocking (ping takes up to ~3 s)."""
-    return {"reach": reach.ping_peer(peer_address, capabilities.AIX), "mover": mover.mover_facts(capabilities.AIX),
-            "cpu": cpu.cpu_facts(capabilities.AIX)}
+    def _reach_result(self) -> dict[str, Any] | None:
+        """The ping's facts; ping bounds itself (reach.PING_BOUND_S), so the join waits at most that long."""
+        if self._reach is None:
+            return None
+        self._reach.join(reach.PING_BOUND_S + 1.0)
+        return self._reach_facts or {"tool": "ping", "reachable": None,
+                                     "error": f"ping did not end within {reach.PING_BOUND_S:.0f} s"}
+
+

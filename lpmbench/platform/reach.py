@@ -20,7 +20,7 @@ import subprocess
 from typing import Any
 
 ECHOES = 3
-_TIMEOUT_S = 10.0  # a hard stop well past ping's own bound (about 3 s on AIX): a wedged ping never holds the audit
+PING_BOUND_S = 10.0  # a hard stop well past ping's own bound (about 3 s on AIX): a wedged ping never holds the audit
 _SUMMARY_RE = re.compile(r"(\d+) packets? transmitted, (\d+) (?:packets? )?received", re.I)
 _RTT_RE = re.compile(r"(?:round-trip|rtt) min/avg/max(?:/\S+)? = [\d.]+/([\d.]+)/", re.I)
 
@@ -67,12 +67,12 @@ def ping_peer(address: str, aix: bool) -> dict[str, Any]:
         return {**judge(address, None, "", ""), "error": "no ping command on this host (PATH has none)"}
     try:
         argv = ping_argv(address, aix)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT_S,
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=PING_BOUND_S,
                               env={**os.environ, "LC_ALL": "C"}, check=False)
     except ValueError:
         return {**judge(address, None, "", ""), "error": f"not an IP address: {address!r}"}
     except subprocess.TimeoutExpired:
-        return {**judge(address, None, "", ""), "error": f"ping did not end within {_TIMEOUT_S:.0f} s"}
+        return {**judge(address, None, "", ""), "error": f"ping did not end within {PING_BOUND_S:.0f} s"}
     except OSError as exc:
         return {**judge(address, None, "", ""), "error": f"ping could not start: {exc}"}
     return judge(address, proc.returncode, proc.stdout, proc.stderr)
