@@ -23,7 +23,7 @@ from lpmbench.render import terminal as report
 # A result of 256 streams over a day at 1 s intervals is about 100 MB of JSON; more is not a result.
 MAX_RESULT_BYTES = 256 << 20
 _VERDICTS = ("pass", "warn", "fail")
-_STATUSES = (*_VERDICTS, "unknown")
+_STATUSES = (*_VERDICTS, "unknown", "info")
 
 
 class ResultFileError(Exception):
@@ -76,7 +76,8 @@ def _load_or_die(path: str) -> dict[str, Any]:
         raise die(str(exc)) from None
 
 
-_STREAM_FIELDS = ("bytes", "goodput_bps", "retransmits", "segments_out", "rtt_ms", "mss")
+_STREAM_FIELDS = ("bytes", "goodput_bps", "retransmits", "segments_out", "rtt_ms", "mss", "rttvar_ms", "pmtu", "cwnd",
+                  "busy_us", "rwnd_limited_us", "sndbuf_limited_us")
 
 
 def _numeric(value: Any) -> Any:
