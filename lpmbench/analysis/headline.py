@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from lpmbench.analysis.checks.base import FAIL, INFO, PASS, SEVERITY, UNKNOWN, WARN
-from lpmbench.analysis.units import finite_or_none, format_duration, format_rate_bps
+from lpmbench.analysis.units import finite_or_none, format_duration, format_rate_bps, shown
 
 NETWORK, LPM = "network", "lpm"
 PARTITION_PREFIX = "LPM partition "
@@ -133,7 +133,7 @@ def _network_summary(result: dict[str, Any], verdict: str, entries: list[dict[st
         return _count(entries)
     goodput = finite_or_none(result.get("goodput_bps"))
     streams = len(result["streams"]) if isinstance(result.get("streams"), list) else 0
-    moved = "nothing measured" if goodput is None else f"{format_rate_bps(goodput)} over {streams} streams"
+    moved = "nothing measured" if goodput is None else f"{shown(format_rate_bps, goodput)} over {streams} streams"
     head = "healthy" if verdict == PASS else "not judged"
     return f"{head}: {moved}, {_percent(finite_or_none(result.get('retransmit_rate')))}"
 
@@ -144,7 +144,7 @@ def _partition_summary(result: dict[str, Any]) -> str:
     times = []
     for part in [p for p in parts if isinstance(p, dict)][:3]:
         seconds = finite_or_none(part.get("predicted_seconds"))
-        about = f"about {format_duration(seconds)}" if seconds is not None else "time not known"
+        about = f"about {shown(format_duration, seconds)}" if seconds is not None else "time not known"
         times.append(f"{part.get('name', '?')} {about}")
     more = f" and {len(parts) - 3} more" if len(parts) > 3 else ""
     return ", ".join(times) + more
@@ -158,7 +158,7 @@ def _lpm_summary(result: dict[str, Any], verdict: str, entries: list[dict[str, s
                 if not result.get("lpm") else "the partitions could not be judged")
     window = finite_or_none((result.get("config") or {}).get("window_s")) if isinstance(result.get("config"),
                                                                                        dict) else None
-    where = f"in the {format_duration(window)} window" if window else "and converge"
+    where = f"in the {shown(format_duration, window)} window" if window else "and converge"
     return f"every partition given moves {where}: {_partition_summary(result)}"
 
 

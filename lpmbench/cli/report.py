@@ -1,8 +1,8 @@
 """``lpmbench report`` and ``lpmbench compare``: saved results (``pair --json``) shown again, or side by side.
 
 Exit codes: 0 when the view was shown (whatever the verdict), 2 for bad input: a missing or unreadable file,
-a file that is not JSON, JSON that is not an lpmbench result, an HTML page that cannot be written, or the
-plotting extra missing for ``--html``. Each gets one line on stderr, never a traceback.
+a file that is not JSON, JSON that is not an lpmbench result, or an HTML page that cannot be written. Each gets
+one line on stderr, never a traceback.
 """
 
 import json
@@ -124,15 +124,13 @@ def _check_view(check: dict[str, Any]) -> dict[str, str]:
 def _write_page(write: Any, path: str, *results: dict[str, Any]) -> None:
     try:
         write(*results, path)
-    except htmlreport.ReportExtraMissing as exc:
-        raise die(str(exc)) from None
     except OSError as exc:
         raise die(f"cannot write {path}: {exc.strerror or exc}") from None
     err.print(f"wrote {escape(path)}", highlight=False)
 
 
 HtmlOption = Annotated[Optional[str], typer.Option("--html", help="Also write a self-contained HTML page with "
-                                                                  "charts here (needs lpmbench[report]).")]
+                                                                  "charts here (opens offline, no extra needed).")]
 
 
 @app.command("report")
@@ -148,7 +146,7 @@ def report_command(
     raise typer.Exit(EXIT_OK)
 
 
-_TREND_STYLE = {comparison.BETTER: "bold green", comparison.WORSE: "bold red"}
+_TREND_STYLE = {comparison.BETTER: "bold green", comparison.WORSE: "bold red", comparison.MISMATCH: "bold yellow"}
 
 
 def comparison_table(rows: list[comparison.Row], title: str) -> Table:
@@ -172,6 +170,11 @@ def compare_command(
     before, after = _load_or_die(before_file), _load_or_die(after_file)
     rows = comparison.compare(before, after)
     console = Console()
+    reasons = comparison.comparability(before, after)
+    if reasons:  # first: every change below may come from how the runs differ
+        console.print(Text("These runs are not directly comparable:", style="bold yellow"))
+        for reason in reasons:
+            console.print(Text(f"  - {reason}"))
     for section, title in (("context", "Runs"), ("metrics", "Metrics"), ("checks", "Checks")):
         console.print(comparison_table([r for r in rows if r.section == section], title))
     if html:

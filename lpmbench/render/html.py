@@ -187,11 +187,17 @@ def _headline(result: dict[str, Any]) -> str:
 # ---- charts ----------------------------------------------------------------------------------------------
 
 def _intervals(result: dict[str, Any]) -> list[dict[str, Any]]:
-    return [i for i in _dicts(result, "intervals") if number(i.get("t")) is not None]
+    return [i for i in _dicts(result, "intervals") if _measured(i.get("t")) is not None]
+
+
+def _measured(value: Any) -> Optional[float]:
+    """A value a chart can draw: goodput, RTT and counts are never negative; anything else is a gap."""
+    value = number(value)
+    return value if value is not None and value >= 0 else None
 
 
 def _total_points(intervals: list[dict[str, Any]], key: str) -> list[svgchart.Point]:
-    return [(number(i["t"]), number(i.get(key))) for i in intervals]
+    return [(number(i["t"]), _measured(i.get(key))) for i in intervals]
 
 
 def _stream_points(intervals: list[dict[str, Any]], key: str) -> dict[str, list[svgchart.Point]]:
@@ -202,7 +208,7 @@ def _stream_points(intervals: list[dict[str, Any]], key: str) -> dict[str, list[
         for sample in streams:
             if isinstance(sample, dict):
                 points = series.setdefault(f"stream {sample.get('id', '?')}", [])
-                points.append((number(interval["t"]), number(sample.get(key))))
+                points.append((number(interval["t"]), _measured(sample.get(key))))
     return series
 
 
@@ -334,7 +340,7 @@ def _efficiency(result: dict[str, Any]) -> str:
     if value is None:
         return _missing("Efficiency")
     limit = number(result.get("wire_limit_bps"))
-    of_what = f" of {format_rate_bps(limit)}" if limit else ""
+    of_what = f" of {format_rate_bps(limit)}" if limit and limit > 0 else ""
     return (f"<p>Efficiency: <b>{_e(f'{value:.1%}')}</b>{_e(of_what)}, the most the slowest link can carry at this "
             f"MTU (goodput / (slowest link speed x payload share of each frame)).</p>")
 

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 WIDTH, HEIGHT = 960, 300
 LEFT, RIGHT, TOP, BOTTOM = 96, 170, 34, 44  # room for the y labels, the legend, the title and the x axis
-MAX_POINTS = 600  # per series: longer runs are averaged into this many points (a day at 1 s is 86400)
+MAX_POINTS = 300  # per series: longer runs are averaged into this many points (a day at 1 s is 86400)
 MAX_MARKERS = 300  # hover points of the emphasised series; beyond this the line alone
 MAX_LEGEND = 10  # legend entries; more streams are summarised in one entry
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -72,7 +72,7 @@ def _path(points: list[Point], x_of: Callable[[float], float], y_of: Callable[[f
         if y is None:
             pen_down = False
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{x_of(x):.1f} {y_of(y):.1f}")
+        parts.append(f"{'L' if pen_down else 'M'}{x_of(x):.0f} {y_of(y):.1f}")  # a pixel is fine enough in x
         pen_down = True
     return " ".join(parts)
 

@@ -53,7 +53,7 @@ def render_terminal(result: dict[str, Any], console: Console) -> None:
     console.print(_headline(headlines.of(result)))
     console.print()
     console.print(_run_line(result), highlight=False)
-    pairs = _pairs_table(result)
+    pairs = _pairs_view(result)
     if pairs is not None:
         console.print(pairs)
     console.print(_streams_table(result, wide=console.width >= WIDE))
@@ -169,31 +169,36 @@ def _pair_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _problems(pair: dict[str, Any]) -> str:
+    """The pair's own warnings and failures, by check name; empty when it has none."""
     failed = pair.get("failed_checks") if isinstance(pair.get("failed_checks"), list) else []
-    names = [str(c.get("name")) for c in failed if isinstance(c, dict) and c.get("status") in ("warn", "fail")]
-    return ", ".join(names) if names else ("partial run" if pair.get("partial") else "none")
+    names = [f"{c.get('name')} ({c.get('status')})" for c in failed
+             if isinstance(c, dict) and c.get("status") in ("warn", "fail")]
+    return ", ".join(names) or ("partial run" if pair.get("partial") else "")
 
 
-def _pairs_table(result: dict[str, Any]) -> Optional[Table]:
-    """Every MSP pair of a --redundant run, each with its own goodput and verdict, and their sum."""
+def _pairs_view(result: dict[str, Any]) -> Optional[Group]:
+    """Every MSP pair of a --redundant run, each with its own goodput and verdict, and their sum; then each
+    pair's own warnings and failures as prose (a column of them would wrap check names at 80 columns)."""
     pairs = _pair_entries(result)
     if len(pairs) < 2:
         return None
-    table = Table(title="MSP pairs (run at once)", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+    table = Table(title="MSP pairs, run at once", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
                   title_justify="left")
     table.add_column("pair", no_wrap=True)
     for header in ("goodput", "retransmitted", "verdict"):
         _column(table, header)
-    table.add_column("own warnings and failures", ratio=1)
+    problems = _prose_grid(0)
     for pair in pairs:
         rate = finite_or_none(pair.get("retransmit_rate"))
-        status = str(pair.get("verdict"))
-        table.add_row(Text(f"{pair.get('sender', '?')} -> {pair.get('receiver', '?')}"),
-                      Text(shown(format_rate_bps, finite_or_none(pair.get("goodput_bps")))),
-                      Text("-" if rate is None else f"{rate:.3%}"), _badge(status), Text(_problems(pair)))
+        name = f"{pair.get('sender', '?')} -> {pair.get('receiver', '?')}"
+        table.add_row(Text(name), Text(shown(format_rate_bps, finite_or_none(pair.get("goodput_bps")))),
+                      Text("-" if rate is None else f"{rate:.3%}"), _badge(str(pair.get("verdict"))))
+        own = _problems(pair)
+        if own:
+            problems.add_row(Text(f"{name}:", style="bold"), Text(own))
     table.add_row(Text("together"), Text(shown(format_rate_bps, finite_or_none(result.get("aggregate_goodput_bps")))),
-                  Text(""), Text(""), Text("what LPM's redundant pairs carry in parallel"), style="bold")
-    return table
+                  Text(""), Text(""), style="bold")
+    return Group(table, problems) if problems.row_count else Group(table)
 
 
 def _checks(result: dict[str, Any]) -> Table:
