@@ -92,7 +92,7 @@ def test_compare_says_first_when_runs_are_not_comparable():
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "These runs are not directly comparable:"
-    assert lines[1].startswith("  - a different number of streams (4, then 8)")
+    assert lines[1].startswith(" - a different number of streams (4, then 8)")
     assert "started" not in result.stdout and "differs" not in result.stdout  # noise is not listed
     same = invoke("compare", LOCAL, LOCAL)
     assert "not directly comparable" not in same.stdout
@@ -163,3 +163,15 @@ def test_terminal_view_of_any_result_shaped_json_never_crashes(checks, streams, 
     console = Console(file=io.StringIO(), width=120)
     render_terminal(for_terminal(result), console)
     assert "Verdict: PASS" in console.file.getvalue()
+
+
+def test_compare_at_80_columns_keeps_each_value_on_one_line():
+    result = runner.invoke(app, ["compare", LOCAL, EIGHT], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    pair = next(line for line in lines if line.startswith("MSP pair"))
+    assert pair.split() == ["MSP", "pair", "127.0.0.1", "->", "127.0.0.2", "127.0.0.1", "->", "127.0.0.2", "same"]
+    goodput = next(line for line in lines if line.startswith("goodput"))
+    before, after = (json.loads(pathlib.Path(p).read_text())["goodput_bps"] for p in (LOCAL, EIGHT))
+    assert format_rate_bps(before) in goodput and format_rate_bps(after) in goodput

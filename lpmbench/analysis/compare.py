@@ -243,12 +243,12 @@ def _context_rows(before: dict[str, Any], after: dict[str, Any]) -> list[Row]:
         value = _duration(result)
         return NOT_MEASURED if value is None else f"{value:g} s"
 
-    differs = {"MSP pair (sender -> receiver)": _pair_reason(before, after) is not None,
+    differs = {"MSP pair": _pair_reason(before, after) is not None,
                "streams": None not in (_streams(before), _streams(after)) and _streams(before) != _streams(after),
                "duration": _durations_differ(_duration(before), _duration(after)),
                "rate cap": _rate_cap(before) != _rate_cap(after)}
     rows = []
-    for name, show in (("MSP pair (sender -> receiver)", pair), ("streams", count), ("duration", duration),
+    for name, show in (("MSP pair", pair), ("streams", count), ("duration", duration),
                        ("rate cap", lambda r: _cap(_rate_cap(r)))):
         mismatch = differs[name]
         rows.append(Row(name, show(before), show(after), "not comparable" if mismatch else "same",

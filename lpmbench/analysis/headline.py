@@ -21,12 +21,13 @@ NETWORK, LPM = "network", "lpm"
 PARTITION_PREFIX = "LPM partition "
 LPM_CHECKS = (PARTITION_PREFIX, "LPM bandwidth for partitions")
 
-# Check name -> what its finding means, per status, as the start of the headline sentence. Listed root causes
-# first, symptoms after: the index is the priority within one status.
+# Check name -> what its finding means, per status, as the start of the headline sentence (none where the
+# check's own detail already says it: "the sender could not reach the receiver's data port ..."). Listed root
+# causes first, symptoms after: the index is the priority within one status.
 PRIORITY: tuple[tuple[str, dict[str, str]], ...] = (
-    ("LPM port range reachable", {FAIL: "The sender cannot reach the LPM data ports on the receiver"}),
+    ("LPM port range reachable", {}),
     # A small receive window also shrinks the MSS Linux advertises, so it goes before the jumbo check's WARN.
-    ("what limited the streams", {WARN: "The MSPs' TCP buffers, not the network, held the streams back"}),
+    ("what limited the streams", {}),
     ("jumbo frames end to end", {FAIL: "Full-size frames are dropped between the MSPs",
                                  WARN: "Jumbo frames are not in use end to end"}),
     ("same speed at both MSPs", {WARN: "The MSPs' adapters run at different speeds"}),
@@ -36,13 +37,12 @@ PRIORITY: tuple[tuple[str, dict[str, str]], ...] = (
                                              WARN: "The adapters dropped frames during the run"}),
     ("large_send and large_receive on", {WARN: "Adapter offloads are off"}),
     ("IP on a physical adapter", {WARN: "An MSP address sits on a virtual adapter"}),
-    ("redundant MSP pair", {FAIL: "The redundant MSP pair failed on its own path",
-                            WARN: "The redundant MSP pair has problems of its own"}),
+    ("redundant MSP pair", {}),
     ("jumbo frame effectiveness", {WARN: "Jumbo frames do not pay off on this path"}),
     # Symptoms: each of these is what a cause above looks like from the streams.
-    ("run completed", {FAIL: "The run did not complete"}),
+    ("run completed", {}),
     ("all streams moved data", {FAIL: "Some streams moved no data"}),
-    ("streams kept moving", {FAIL: "The streams stalled"}),
+    ("streams kept moving", {}),
     ("retransmit rate", {FAIL: "Many segments were retransmitted", WARN: "Segments were retransmitted"}),
     ("goodput against the wire limit", {WARN: "Goodput is well below what the slowest link can carry"}),
 )
@@ -158,8 +158,8 @@ def _lpm_summary(result: dict[str, Any], verdict: str, entries: list[dict[str, s
                 if not result.get("lpm") else "the partitions could not be judged")
     window = finite_or_none((result.get("config") or {}).get("window_s")) if isinstance(result.get("config"),
                                                                                        dict) else None
-    where = f"in the {shown(format_duration, window)} window" if window else "and converge"
-    return f"every partition given moves {where}: {_partition_summary(result)}"
+    where = f"moves in the {shown(format_duration, window)} window" if window else "converges"
+    return f"every partition given {where}: {_partition_summary(result)}"
 
 
 def build(result: dict[str, Any]) -> dict[str, Any]:

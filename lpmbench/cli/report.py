@@ -10,6 +10,7 @@ import os
 from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -150,10 +151,12 @@ _TREND_STYLE = {comparison.BETTER: "bold green", comparison.WORSE: "bold red", c
 
 
 def comparison_table(rows: list[comparison.Row], title: str) -> Table:
-    """Rows of compare.compare as a rich table; cells are Text, so nothing from a result is read as markup."""
-    table = Table(title=title)
-    for column in ("", "before", "after", "change"):
-        table.add_column(column)
+    """Rows of compare.compare as a rich table; cells are Text, so nothing from a result is read as markup.
+    Compact (no vertical rules) so a value never wraps at 80 columns; only the row labels may."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("")
+    for column in ("before", "after", "change"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(Text(row.metric), Text(row.before), Text(row.after),
                       Text(row.change, style=_TREND_STYLE.get(row.trend, "")))
@@ -173,8 +176,12 @@ def compare_command(
     reasons = comparison.comparability(before, after)
     if reasons:  # first: every change below may come from how the runs differ
         console.print(Text("These runs are not directly comparable:", style="bold yellow"))
+        listed = Table.grid(padding=(0, 1))
+        listed.add_column(no_wrap=True)
+        listed.add_column()
         for reason in reasons:
-            console.print(Text(f"  - {reason}"))
+            listed.add_row(Text(" -"), Text(reason))
+        console.print(listed)
     for section, title in (("context", "Runs"), ("metrics", "Metrics"), ("checks", "Checks")):
         console.print(comparison_table([r for r in rows if r.section == section], title))
     if html:
