@@ -22,7 +22,6 @@ from typing import Any, Callable, Optional
 from lpmbench import __version__
 from lpmbench.analysis import headline as headlines
 from lpmbench.analysis.compare import (
-    MISMATCH,
     NOT_MEASURED,
     Row,
     comparability,
@@ -546,7 +545,7 @@ def render_html(result: dict[str, Any]) -> str:
 
 def _compare_table(rows: list[Row]) -> str:
     body = "".join(
-        f"<tr class='{_e(r.trend.replace(' ', '-') if r.trend != MISMATCH else 'mismatch')}'><td>{_e(r.metric)}</td>"
+        f"<tr class='{_e(r.trend)}'><td>{_e(r.metric)}</td>"
         f"<td>{_e(r.before)}</td><td>{_e(r.after)}</td><td class='change'>{_e(r.change)}</td></tr>" for r in rows)
     return ("<table class='compare'><thead><tr><th></th><th>before</th><th>after</th><th>change</th></tr>"
             f"</thead><tbody>{body}</tbody></table>")
