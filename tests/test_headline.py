@@ -119,3 +119,11 @@ def test_json_leads_with_the_verdict_and_the_headline():
     assert list(document).index("headline") < list(document).index("checks")
     assert document["headline"]["findings"][0]["check"] == "jumbo frames end to end"
     assert {k: v for k, v in document.items() if k != "headline"} == result
+
+
+def test_partitions_that_could_not_be_judged_say_why():
+    result = {"lpm": [{"name": "db01"}], "checks": [
+        check("LPM partition db01", "unknown", "64 GiB: not judged: the send rate was capped at 1 Gbit/s", "")]}
+    head = headline.build(result)
+    assert head["lpm"] == {"verdict": "unknown", "summary": "the partitions could not be judged: 64 GiB: not "
+                                                            "judged: the send rate was capped at 1 Gbit/s"}

@@ -150,12 +150,15 @@ def _partition_summary(result: dict[str, Any]) -> str:
     return ", ".join(times) + more
 
 
-def _lpm_summary(result: dict[str, Any], verdict: str, entries: list[dict[str, str]]) -> str:
+def _lpm_summary(result: dict[str, Any], verdict: str, checks: list[dict[str, Any]],
+                 entries: list[dict[str, str]]) -> str:
     if entries:
         return _count(entries)
     if verdict == UNKNOWN:
-        return ("no partitions given: pass --lpar NAME:MEMORY[:DIRTY_RATE] (and --window) to judge them"
-                if not result.get("lpm") else "the partitions could not be judged")
+        if not result.get("lpm"):
+            return "no partitions given: pass --lpar NAME:MEMORY[:DIRTY_RATE] (and --window) to judge them"
+        why = next((c["detail"] for c in checks if c["status"] == UNKNOWN and c.get("detail")), "")
+        return f"the partitions could not be judged: {why}" if why else "the partitions could not be judged"
     window = finite_or_none((result.get("config") or {}).get("window_s")) if isinstance(result.get("config"),
                                                                                        dict) else None
     where = f"moves in the {shown(format_duration, window)} window" if window else "converges"
@@ -173,7 +176,7 @@ def build(result: dict[str, Any]) -> dict[str, Any]:
         verdict = _verdict(by_area[key])
         mine = [e for e in entries if e["area"] == key]
         summary = (_network_summary(result, verdict, mine) if key == NETWORK
-                   else _lpm_summary(result, verdict, mine))
+                   else _lpm_summary(result, verdict, by_area[key], mine))
         lines[key] = {"verdict": verdict, "summary": summary}
     notes = [finding(c) for c in checks if c["status"] == INFO]
     return {"findings": entries, "notes": notes, **lines}
