@@ -127,3 +127,11 @@ def test_partitions_that_could_not_be_judged_say_why():
     head = headline.build(result)
     assert head["lpm"] == {"verdict": "unknown", "summary": "the partitions could not be judged: 64 GiB: not "
                                                             "judged: the send rate was capped at 1 Gbit/s"}
+
+
+def test_a_cpu_starved_msp_heads_the_slow_streams_it_causes():
+    # Issue 19: a CPU-bound sender looks like a slow network; its CPU is what to fix.
+    result = {"checks": [check("goodput against the wire limit", "warn"), check("what limited the streams", "warn"),
+                         check("MSP CPU headroom", "warn", "the sender used 0.3 of its 0.3 cores")]}
+    assert names(headline.build(result)) == ["MSP CPU headroom", "what limited the streams",
+                                             "goodput against the wire limit"]

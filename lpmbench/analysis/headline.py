@@ -26,6 +26,9 @@ LPM_CHECKS = (PARTITION_PREFIX, "LPM bandwidth for partitions")
 # causes first, symptoms after: the index is the priority within one status.
 PRIORITY: tuple[tuple[str, dict[str, str]], ...] = (
     ("LPM port range reachable", {}),
+    ("LPM validation reachability (ICMP)", {}),
+    # A CPU-starved MSP looks like a slow network: it goes before everything the slow streams show.
+    ("MSP CPU headroom", {}),
     # A small receive window also shrinks the MSS Linux advertises, so it goes before the jumbo check's WARN.
     ("what limited the streams", {}),
     ("jumbo frames end to end", {FAIL: "Full-size frames are dropped between the MSPs",
@@ -33,10 +36,15 @@ PRIORITY: tuple[tuple[str, dict[str, str]], ...] = (
     ("same speed at both MSPs", {WARN: "The MSPs' adapters run at different speeds"}),
     ("link speed at least 10 Gb", {FAIL: "An MSP link is far slower than the 10 Gb LPM needs",
                                    WARN: "An MSP link is slower than the 10 Gb LPM needs"}),
+    ("streams spread over the aggregate's members", {}),
     ("NIC errors and drops during the run", {FAIL: "The adapters counted errors during the run",
                                              WARN: "The adapters dropped frames during the run"}),
     ("large_send and large_receive on", {WARN: "Adapter offloads are off"}),
     ("IP on a physical adapter", {WARN: "An MSP address sits on a virtual adapter"}),
+    # The LPM mover's own settings on VIOS (vioslpm0): what the run tested against what LPM would use.
+    ("LPM port range tested (vioslpm0)", {}),
+    ("streams match the LPM mover (vioslpm0)", {}),
+    ("concurrent migrations fit the link (cfg_msp_lpm_ops)", {}),
     ("redundant MSP pair", {}),
     ("jumbo frame effectiveness", {WARN: "Jumbo frames do not pay off on this path"}),
     # Symptoms: each of these is what a cause above looks like from the streams.
