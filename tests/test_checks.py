@@ -1,8 +1,8 @@
 """The checks as tables: one row per branch of every rule, over small result documents.
 
-Each family's rows live in test_checks_<family>.py (transfer, path, nic, lpm) and are judged by ``assert_row``
-below. This module holds what holds across all of them: the documented order of the rules, ``overall()``, and
-that every rule has rows for its PASS and its WARN / FAIL branches, always under the same check name.
+Each family's rows live in test_checks_<family>.py (transfer, path, nic, lpm, redundancy) and are judged by
+``assert_row`` below. This module holds what holds across all of them: the documented order of the rules,
+``overall()``, and that every rule has rows for its PASS and its WARN / FAIL branches, always under the same check name.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any, Callable, Optional
 import pytest
 
 from lpmbench.analysis import checks
-from lpmbench.analysis.checks import FAIL, PASS, RULES, UNKNOWN, WARN, base, path
+from lpmbench.analysis.checks import FAIL, INFO, PASS, RULES, UNKNOWN, WARN, base, path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-FAMILIES = ("transfer", "path", "nic", "lpm", "expert")
+FAMILIES = ("transfer", "path", "nic", "lpm", "redundancy", "expert")
 ROW_ARGS = "rule, result, status, detail, remedy, absent"
 Rule = Callable[[dict[str, Any]], Optional[dict[str, str]]]
 
@@ -73,7 +73,7 @@ def test_every_warn_or_fail_row_has_a_remedy_and_every_pass_row_none():
         seen.add(made["status"])
         if made["status"] in (WARN, FAIL):
             assert made["remedy"].strip(), (param.id, made)
-    assert seen == {PASS, WARN, FAIL, UNKNOWN}
+    assert seen == {PASS, WARN, FAIL, UNKNOWN, INFO}
 
 
 def documented_names() -> list[str]:

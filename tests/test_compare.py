@@ -39,7 +39,10 @@ def test_two_real_runs_side_by_side():
         assert metrics[name].before == metrics[name].after == comparison.NOT_MEASURED
         assert metrics[name].trend == comparison.UNKNOWN
     context = rows_by_name(comparison.compare(before, after), "context")
-    assert (context["streams"].before, context["streams"].after, context["streams"].change) == ("4", "8", "differs")
+    assert (context["streams"].before, context["streams"].after, context["streams"].change) == ("4", "8",
+                                                                                              "not comparable")
+    assert context["streams"].trend == comparison.MISMATCH
+    assert context["MSP pair"].trend == comparison.INFO
 
 
 def test_checks_present_on_one_side_only_are_listed_not_judged():
@@ -64,6 +67,41 @@ def _fixed(result: dict) -> dict:
             check.update(status="pass", remedy="")
     after["verdict"] = "warn"
     return after
+
+
+def test_runs_of_one_setup_are_comparable_whatever_their_ids_and_start_times():
+    before = load("local.json")
+    again = dict(copy.deepcopy(before), run_id="another", started_at="2030-01-01T00:00:00+00:00",
+                 duration_s=before["duration_s"] * 1.1)
+    assert comparison.comparability(before, again) == []
+    context = rows_by_name(comparison.compare(before, again), "context")
+    assert all(row.trend == comparison.INFO for row in context.values())
+    assert not {"run", "started"} & set(context)  # ids and start times always differ: noise, not context
+
+
+def _with(result: dict, **changes: dict) -> dict:
+    out = copy.deepcopy(result)
+    for key, value in changes.items():
+        out[key] = {**out.get(key, {}), **value}
+    return out
+
+
+@pytest.mark.parametrize("changes,needle,row", [
+    ({"sender": {"host": "127.0.0.2"}, "receiver": {"host": "127.0.0.1"}}, "the direction is reversed",
+     "MSP pair"),
+    ({"sender": {"host": "msp-c"}}, "different MSPs (127.0.0.1 -> 127.0.0.2, then msp-c -> 127.0.0.2)",
+     "MSP pair"),
+    ({"config": {"streams": 16}}, "a different number of streams (4, then 16)", "streams"),
+    ({"config": {"duration_s": 30}}, "different durations (2 s, then 30 s)", "duration"),
+    ({"config": {"rate_bps": 1e9}}, "a different rate cap (none, then 1 Gbit/s)", "rate cap"),
+])
+def test_runs_that_differ_in_setup_are_flagged_not_comparable(changes, needle, row):
+    before = _with(load("local.json"), config={"duration_s": 2})
+    after = _with(before, **changes)
+    reasons = comparison.comparability(before, after)
+    assert len(reasons) == 1 and needle in reasons[0]
+    context = rows_by_name(comparison.compare(before, after), "context")
+    assert (context[row].change, context[row].trend) == ("not comparable", comparison.MISMATCH)
 
 
 def test_fixing_jumbo_frames_reads_better():
@@ -136,6 +174,7 @@ RESULT_KEYS = ["verdict", "checks", "goodput_bps", "retransmit_rate", "path", "e
 @given(st.dictionaries(st.sampled_from(RESULT_KEYS), JSON_VALUES), st.dictionaries(st.sampled_from(RESULT_KEYS),
                                                                                   JSON_VALUES))
 def test_any_json_shapes_never_crash(before, after):
+    assert all(isinstance(reason, str) for reason in comparison.comparability(before, after))
     rows = comparison.compare(before, after)
     assert {r.section for r in rows} <= {"context", "metrics", "checks"}
     assert all(isinstance(r.before, str) and isinstance(r.after, str) for r in rows)

@@ -2,8 +2,9 @@
 
 An admin changes something (turns jumbo frames on at a switch, swaps an adapter) and runs lpmbench again.
 ``compare`` lines the two results up, metric by metric and check by check, and says how each changed and
-whether that is better or worse. Both renderers (the terminal table in cli_report, the HTML page in
-htmlreport) show the same rows.
+whether that is better or worse; ``comparability`` says why two runs cannot be compared at all (another pair or
+direction, other streams, duration or rate cap). Both renderers (the terminal in cli/report.py, the HTML page in
+render/html.py) show the same rows.
 
 Results come from files and may be older or partial: any key may be missing, and a missing value reads
 "not measured" rather than breaking the comparison.
@@ -21,6 +22,7 @@ from lpmbench.analysis.units import format_rate_bps, shown
 
 NOT_MEASURED = "not measured"
 BETTER, WORSE, SAME, UNKNOWN, INFO = "better", "worse", "same", "unknown", "info"
+MISMATCH = "mismatch"  # a context line in which the runs differ so much their figures are not comparable
 
 # Goodput and RTT wobble by a few percent from run to run on a quiet network; a smaller change is not
 # called better or worse (it is still shown).
@@ -30,13 +32,14 @@ RETRANSMIT_NOISE = RETRANSMIT_WARN / 10
 # Efficiency is a fraction of the wire limit; two points either way is within run-to-run spread.
 EFFICIENCY_NOISE = 0.02
 
-_SEVERITY = {verdict.PASS: 0, verdict.UNKNOWN: 0, verdict.WARN: 1, verdict.FAIL: 2}
+_SEVERITY = {verdict.PASS: 0, verdict.UNKNOWN: 0, verdict.INFO: 0, verdict.WARN: 1, verdict.FAIL: 2}
 
 
 @dataclass(frozen=True)
 class Row:
     """One line of a comparison. ``before`` / ``after`` / ``change`` are display text; ``trend`` is one of
-    better, worse, same, unknown (a side not measured) or info (context, not judged)."""
+    better, worse, same, unknown (a side not measured), info (context, not judged) or mismatch (context in
+    which the runs differ: their figures are not comparable)."""
 
     metric: str
     before: str
@@ -144,7 +147,7 @@ def _status_row(name: str, before: Optional[str], after: Optional[str], where: s
         return Row(name, shown_b, shown_a, "", UNKNOWN, where)
     if before == after:
         return Row(name, shown_b, shown_a, "unchanged", SAME, where)
-    if verdict.UNKNOWN in (before, after):  # a fact that could not be seen is neither better nor worse
+    if {verdict.UNKNOWN, verdict.INFO} & {before, after}:  # not judged on one side: neither better nor worse
         return Row(name, shown_b, shown_a, f"{before} -> {after}", UNKNOWN, where)
     delta = _SEVERITY[after] - _SEVERITY[before]
     trend = BETTER if delta < 0 else WORSE
@@ -168,26 +171,88 @@ def _check_rows(before: dict[str, Any], after: dict[str, Any]) -> list[Row]:
     return [_status_row(name, b.get(name), a.get(name), "checks") for name in names]
 
 
+DURATION_TOLERANCE = 0.2  # measured durations within 20 % of each other are the same run length
+
+
+def _hosts(result: dict[str, Any]) -> tuple[str, str]:
+    return str(section(result, "sender").get("host", "?")), str(section(result, "receiver").get("host", "?"))
+
+
+def _streams(result: dict[str, Any]) -> Optional[float]:
+    return number(section(result, "config").get("streams"))
+
+
+def _duration(result: dict[str, Any]) -> Optional[float]:
+    """The duration asked for, else the one measured (results of older versions have no config)."""
+    return number(section(result, "config").get("duration_s")) or number(result.get("duration_s"))
+
+
+def _rate_cap(result: dict[str, Any]) -> Optional[float]:
+    return number(section(result, "config").get("rate_bps"))
+
+
+def _durations_differ(before: Optional[float], after: Optional[float]) -> bool:
+    if before is None or after is None:
+        return False
+    return abs(after - before) > DURATION_TOLERANCE * max(before, after)
+
+
+def _pair_reason(before: dict[str, Any], after: dict[str, Any]) -> Optional[str]:
+    b, a = _hosts(before), _hosts(after)
+    if b == a:
+        return None
+    if b == a[::-1]:
+        return (f"the direction is reversed ({b[0]} -> {b[1]}, then {a[0]} -> {a[1]}): a path can differ by "
+                f"direction, e.g. a faster MSP overruns a slower one only one way")
+    return f"different MSPs ({b[0]} -> {b[1]}, then {a[0]} -> {a[1]})"
+
+
+def comparability(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Why the two runs are not comparable, one reason each (empty when they are): a different pair or
+    direction, number of streams, duration or rate cap changes the figures whatever the network did."""
+    reasons = [_pair_reason(before, after)]
+    streams = (_streams(before), _streams(after))
+    if None not in streams and streams[0] != streams[1]:
+        reasons.append(f"a different number of streams ({streams[0]:g}, then {streams[1]:g}): more streams "
+                       f"carry more, up to what the link allows")
+    durations = (_duration(before), _duration(after))
+    if _durations_differ(*durations):
+        reasons.append(f"different durations ({durations[0]:g} s, then {durations[1]:g} s): a short run "
+                       f"measures more of TCP's ramp-up")
+    caps = (_rate_cap(before), _rate_cap(after))
+    if caps[0] != caps[1]:
+        reasons.append(f"a different rate cap ({_cap(caps[0])}, then {_cap(caps[1])})")
+    return [reason for reason in reasons if reason]
+
+
+def _cap(rate: Optional[float]) -> str:
+    return "none" if rate is None else format_rate_bps(rate)
+
+
 def _context_rows(before: dict[str, Any], after: dict[str, Any]) -> list[Row]:
-    """What was run, so a reader sees at once whether the two runs are comparable."""
+    """What was run, each line flagged when it makes the two runs not comparable."""
 
-    def hosts(result: dict[str, Any]) -> str:
-        return f"{section(result, 'sender').get('host', '?')} -> {section(result, 'receiver').get('host', '?')}"
+    def pair(result: dict[str, Any]) -> str:
+        return " -> ".join(_hosts(result))
 
-    def streams(result: dict[str, Any]) -> str:
-        count = section(result, "config").get("streams")
-        return NOT_MEASURED if count is None else str(count)
+    def count(result: dict[str, Any]) -> str:
+        value = _streams(result)
+        return NOT_MEASURED if value is None else f"{value:g}"
 
     def duration(result: dict[str, Any]) -> str:
-        seconds = number(result.get("duration_s"))
-        return NOT_MEASURED if seconds is None else f"{seconds:.1f} s"
+        value = _duration(result)
+        return NOT_MEASURED if value is None else f"{value:g} s"
 
+    differs = {"MSP pair": _pair_reason(before, after) is not None,
+               "streams": None not in (_streams(before), _streams(after)) and _streams(before) != _streams(after),
+               "duration": _durations_differ(_duration(before), _duration(after)),
+               "rate cap": _rate_cap(before) != _rate_cap(after)}
     rows = []
-    for name, show in (("run", lambda r: str(r.get("run_id", "?"))),
-                       ("started", lambda r: str(r.get("started_at", "?"))),
-                       ("pair", hosts), ("streams", streams), ("duration", duration)):
-        b, a = show(before), show(after)
-        rows.append(Row(name, b, a, "" if a == b else "differs", INFO, "context"))
+    for name, show in (("MSP pair", pair), ("streams", count), ("duration", duration),
+                       ("rate cap", lambda r: _cap(_rate_cap(r)))):
+        mismatch = differs[name]
+        rows.append(Row(name, show(before), show(after), "not comparable" if mismatch else "same",
+                        MISMATCH if mismatch else INFO, "context"))
     return rows
 
 

@@ -1,8 +1,8 @@
 """``lpmbench report`` and ``lpmbench compare``: saved results (``pair --json``) shown again, or side by side.
 
 Exit codes: 0 when the view was shown (whatever the verdict), 2 for bad input: a missing or unreadable file,
-a file that is not JSON, JSON that is not an lpmbench result, an HTML page that cannot be written, or the
-plotting extra missing for ``--html``. Each gets one line on stderr, never a traceback.
+a file that is not JSON, JSON that is not an lpmbench result, or an HTML page that cannot be written. Each gets
+one line on stderr, never a traceback.
 """
 
 import json
@@ -10,6 +10,7 @@ import os
 from typing import Annotated, Any, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -23,7 +24,7 @@ from lpmbench.render import terminal as report
 # A result of 256 streams over a day at 1 s intervals is about 100 MB of JSON; more is not a result.
 MAX_RESULT_BYTES = 256 << 20
 _VERDICTS = ("pass", "warn", "fail")
-_STATUSES = (*_VERDICTS, "unknown")
+_STATUSES = (*_VERDICTS, "unknown", "info")
 
 
 class ResultFileError(Exception):
@@ -76,7 +77,8 @@ def _load_or_die(path: str) -> dict[str, Any]:
         raise die(str(exc)) from None
 
 
-_STREAM_FIELDS = ("bytes", "goodput_bps", "retransmits", "segments_out", "rtt_ms", "mss")
+_STREAM_FIELDS = ("bytes", "goodput_bps", "retransmits", "segments_out", "rtt_ms", "mss", "rttvar_ms", "pmtu", "cwnd",
+                  "busy_us", "rwnd_limited_us", "sndbuf_limited_us")
 
 
 def _numeric(value: Any) -> Any:
@@ -123,15 +125,13 @@ def _check_view(check: dict[str, Any]) -> dict[str, str]:
 def _write_page(write: Any, path: str, *results: dict[str, Any]) -> None:
     try:
         write(*results, path)
-    except htmlreport.ReportExtraMissing as exc:
-        raise die(str(exc)) from None
     except OSError as exc:
         raise die(f"cannot write {path}: {exc.strerror or exc}") from None
     err.print(f"wrote {escape(path)}", highlight=False)
 
 
 HtmlOption = Annotated[Optional[str], typer.Option("--html", help="Also write a self-contained HTML page with "
-                                                                  "charts here (needs lpmbench[report]).")]
+                                                                  "charts here (opens offline, no extra needed).")]
 
 
 @app.command("report")
@@ -147,14 +147,16 @@ def report_command(
     raise typer.Exit(EXIT_OK)
 
 
-_TREND_STYLE = {comparison.BETTER: "bold green", comparison.WORSE: "bold red"}
+_TREND_STYLE = {comparison.BETTER: "bold green", comparison.WORSE: "bold red", comparison.MISMATCH: "bold yellow"}
 
 
 def comparison_table(rows: list[comparison.Row], title: str) -> Table:
-    """Rows of compare.compare as a rich table; cells are Text, so nothing from a result is read as markup."""
-    table = Table(title=title)
-    for column in ("", "before", "after", "change"):
-        table.add_column(column)
+    """Rows of compare.compare as a rich table; cells are Text, so nothing from a result is read as markup.
+    Compact (no vertical rules) so a value never wraps at 80 columns; only the row labels may."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("")
+    for column in ("before", "after", "change"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
         table.add_row(Text(row.metric), Text(row.before), Text(row.after),
                       Text(row.change, style=_TREND_STYLE.get(row.trend, "")))
@@ -171,6 +173,15 @@ def compare_command(
     before, after = _load_or_die(before_file), _load_or_die(after_file)
     rows = comparison.compare(before, after)
     console = Console()
+    reasons = comparison.comparability(before, after)
+    if reasons:  # first: every change below may come from how the runs differ
+        console.print(Text("These runs are not directly comparable:", style="bold yellow"))
+        listed = Table.grid(padding=(0, 1))
+        listed.add_column(no_wrap=True)
+        listed.add_column()
+        for reason in reasons:
+            listed.add_row(Text(" -"), Text(reason))
+        console.print(listed)
     for section, title in (("context", "Runs"), ("metrics", "Metrics"), ("checks", "Checks")):
         console.print(comparison_table([r for r in rows if r.section == section], title))
     if html:

@@ -1,17 +1,13 @@
 """Self-contained HTML reports: one result, or a before / after comparison. Presentation only.
 
-Charts use plotly (the optional extra ``pip install 'lpmbench[report]'``), chosen over matplotlib because:
-
-* it is pure Python (plotly + narwhals + packaging), so it installs on an AIX / VIOS orchestrator where
-  matplotlib's compiled wheels (numpy, freetype, kiwisolver) do not exist;
-* the charts are interactive in any browser: hover gives the exact value of each stream in each interval,
-  and clicking a legend entry hides a stream, which matters with 8 to 64 streams on one chart;
-* plotly.js is embedded once in the page (about 4.8 MB), so the page opens with no network access, on a
-  jump host, or as a ticket attachment.
+The page speaks to an admin, not to the JSON: it leads with the headline (the network verdict, the LPM
+outlook and what needs action, each with its fix), labels every fact in words with its unit, and never shows
+a result key. Charts are inline SVG drawn by :mod:`lpmbench.render.svgchart`: no library, no script, so the
+page opens offline (a jump host, a ticket attachment) and a 10 s run makes a page of some tens of kilobytes
+where the plotly version made 4.8 MB.
 
 Every text taken from a result is escaped with ``html.escape``: results come from files and from remote
-agents. Text handed to plotly is escaped too, because plotly.js reads a subset of HTML in names and titles.
-Any key may be missing (older runs, partial runs, AIX): what is absent reads "not measured".
+agents. Any key may be missing (older runs, partial runs, AIX): what is absent reads "not measured".
 """
 
 from __future__ import annotations
@@ -21,60 +17,132 @@ import html
 import math
 import os
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lpmbench import __version__
-from lpmbench.analysis.compare import NOT_MEASURED, Row, compare, efficiency, section
+from lpmbench.analysis import headline as headlines
+from lpmbench.analysis.compare import (
+    NOT_MEASURED,
+    Row,
+    comparability,
+    compare,
+    efficiency,
+    section,
+)
 from lpmbench.analysis.units import finite_or_none as number
-from lpmbench.analysis.units import format_bytes, format_rate_bps, shown
-
-INSTALL_HINT = "pip install 'lpmbench[report]'"
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+from lpmbench.analysis.units import format_bytes, format_duration, format_rate_bps, shown
+from lpmbench.render import svgchart
 
 
 class ReportExtraMissing(RuntimeError):
-    """The plotting extra is not installed; the message says how to install it."""
-
-
-def _plotly() -> tuple[Any, Any, Any]:
-    try:
-        import plotly.graph_objects as go
-        import plotly.io as pio
-        import plotly.offline as offline
-    except ImportError as exc:
-        raise ReportExtraMissing(f"HTML reports need the plotting extra: {INSTALL_HINT}  ({exc})") from None
-    return go, pio, offline
+    """Never raised: the report needs no extra since its charts are our own SVG. Kept, with ``check_extra``,
+    only while cli/pair.py still calls them; delete both when it no longer does."""
 
 
 def check_extra() -> None:
-    """Raise ReportExtraMissing now, e.g. before a run whose page could not be written afterwards."""
-    _plotly()
+    """Nothing to check: HTML reports need nothing beyond lpmbench (see ReportExtraMissing)."""
+
+
+SEND_METHODS = {"zerocopy": "MSG_ZEROCOPY (zero-copy send)", "sendfile": "sendfile()", "send": "send()"}
+_VERDICT_WORDS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "unknown": "NOT JUDGED", "info": "NOTE"}
 
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# ---- words and units for facts ------------------------------------------------------------------------
+
+_UNIT_SUFFIXES = (("_bps", " (bit/s)"), ("_Bps", " (bytes/s)"), ("_mbps", " (Mb/s)"), ("_ms", " (ms)"),
+                  ("_us", " (µs)"), ("_s", " (seconds)"), ("_bytes", " (bytes)"), ("_percent", " (%)"))
+
+
+def words(key: str) -> str:
+    """A key no label was written for (added by a newer agent), in words: ``probe_elapsed_s`` reads
+    "probe elapsed (seconds)". Never shown raw."""
+    unit = ""
+    for suffix, text in _UNIT_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            key, unit = key[: -len(suffix)], text
+            break
+    return re.sub(r"[_\s]+", " ", key).strip() + unit
+
+
 def _fact(value: Any) -> str:
-    """A fact for display (not yet escaped): None reads unknown, booleans on/off, dicts k=v."""
+    """A fact for display (not yet escaped): None reads not known, booleans yes/no, dicts in words."""
     if value is None:
-        return "unknown"
+        return "not known"
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_fact(v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{words(str(k))} {_fact(v)}" for k, v in value.items()) or "none"
     if isinstance(value, list):
-        return ", ".join(_fact(v) for v in value) or "-"
+        return ", ".join(_fact(v) for v in value) or "none"
     return str(value)
+
+
+def _on_off(value: Any) -> str:
+    return "not known" if value is None else ("on" if value else "off") if isinstance(value, bool) else _fact(value)
+
+
+def _bytes_unit(value: Any) -> str:
+    count = number(value)
+    return "not known" if count is None else f"{int(count)} bytes"
+
+
+def _seconds(value: Any) -> str:
+    seconds = number(value)
+    if seconds is None:
+        return "not known"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else format_duration(seconds)
+
+
+def _ms(value: Any) -> str:
+    ms = number(value)
+    return "-" if ms is None else f"{ms:.3f} ms"
+
+
+def _speed(value: Any) -> str:
+    mbps = number(value)
+    if mbps is None:
+        return "not known"
+    return f"{mbps / 1000:g} Gb/s" if mbps >= 1000 else f"{mbps:g} Mb/s"
+
+
+def _percent(value: Any, digits: int = 0) -> str:
+    share = number(value)
+    return "not known" if share is None else f"{share * 100:.{digits}f} %"
+
+
+def _counter_name(name: str) -> str:
+    """``rx_dropped`` reads "receive drops"."""
+    direction, _, what = name.partition("_")
+    side = {"rx": "receive", "tx": "transmit"}.get(direction)
+    what = {"dropped": "drops"}.get(what, what)
+    return f"{side} {words(what)}" if side and what else words(name)
+
+
+def _counters(value: Any) -> str:
+    if not isinstance(value, dict) or not value:
+        return "not known"
+    return ", ".join(f"{_counter_name(str(k))} {_fact(v)}" for k, v in value.items())
+
+
+def _flow_control(value: Any) -> str:
+    if not isinstance(value, dict) or all(value.get(k) is None for k in ("rx", "tx")):
+        return "not known"
+    return f"receive {_on_off(value.get('rx'))}, transmit {_on_off(value.get('tx'))}"
 
 
 def _table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
     """A table of already-escaped cells."""
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # Wide tables (streams, checks) scroll inside their box instead of widening the page.
+    return (f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            '</table></div>')
 
 
 def _dicts(result: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -83,242 +151,328 @@ def _dicts(result: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def _badge(status: Any) -> str:
-    text = str(status) if status is not None else "unknown"
-    css = text if text in ("pass", "warn", "fail") else "unknown"
-    return f'<span class="badge {css}">{_e(text.upper())}</span>'
+def _badge(status: Any, text: Optional[str] = None) -> str:
+    status = str(status) if status is not None else "unknown"
+    css = status if status in _VERDICT_WORDS else "unknown"
+    return f'<span class="badge {css}">{_e(text or _VERDICT_WORDS.get(status, status.upper()))}</span>'
 
 
-# ---- series over time ---------------------------------------------------------------------------------
+def _missing(what: str, why: str = "") -> str:
+    return f"<p class='missing'>{_e(what)}: {NOT_MEASURED}{_e(why)}</p>"
+
+
+def _facts_table(rows: list[tuple[str, str]], headers: tuple[str, str] = ("", "")) -> str:
+    return _table(list(headers), [[_e(label), _e(value)] for label, value in rows], "facts")
+
+
+# ---- the headline ----------------------------------------------------------------------------------------
+
+def _headline(result: dict[str, Any]) -> str:
+    head = headlines.of(result)
+    lines = "".join(
+        f"<div class='line'><span class='label'>{label}</span>{_badge(head[key]['verdict'])} "
+        f"<span>{_e(head[key]['summary'])}</span></div>"
+        for key, label in ((headlines.NETWORK, "Network"), (headlines.LPM, "LPM outlook")))
+    items = "".join(f"<li class='{_e(f['status'])}'>{_badge(f['status'])} {_e(f['sentence'])}"
+                    + (f"<div class='fix'><b>Fix:</b> {_e(f['fix'])}</div>" if f["fix"] else "") + "</li>"
+                    for f in head["findings"])
+    findings = f"<h2>Needs action, worst first</h2><ol class='findings'>{items}</ol>" if items else ""
+    notes = "".join(f"<p class='note'>{_badge('info', 'NOTE')} {_e(n['sentence'])}"
+                    + (f" <span class='fix'>{_e(n['fix'])}</span>" if n["fix"] else "") + "</p>"
+                    for n in head["notes"])
+    return f"<section class='headline'>{lines}{findings}{notes}</section>"
+
+
+# ---- charts ----------------------------------------------------------------------------------------------
 
 def _intervals(result: dict[str, Any]) -> list[dict[str, Any]]:
-    return [i for i in _dicts(result, "intervals") if number(i.get("t")) is not None]
+    return [i for i in _dicts(result, "intervals") if _measured(i.get("t")) is not None]
 
 
-def _total_series(intervals: list[dict[str, Any]], key: str) -> tuple[list[float], list[Optional[float]]]:
-    return [number(i["t"]) for i in intervals], [number(i.get(key)) for i in intervals]
+def _measured(value: Any) -> Optional[float]:
+    """A value a chart can draw: goodput, RTT and counts are never negative; anything else is a gap."""
+    value = number(value)
+    return value if value is not None and value >= 0 else None
 
 
-def _stream_series(intervals: list[dict[str, Any]], key: str) -> dict[str, tuple[list, list]]:
-    """Per stream label: (times, values), from each interval's per-stream samples."""
-    series: dict[str, tuple[list, list]] = {}
+def _total_points(intervals: list[dict[str, Any]], key: str) -> list[svgchart.Point]:
+    return [(number(i["t"]), _measured(i.get(key))) for i in intervals]
+
+
+def _stream_points(intervals: list[dict[str, Any]], key: str) -> dict[str, list[svgchart.Point]]:
+    """Per stream label: (time, value) from each interval's per-stream samples."""
+    series: dict[str, list[svgchart.Point]] = {}
     for interval in intervals:
         streams = interval.get("streams") if isinstance(interval.get("streams"), list) else []
         for sample in streams:
-            if not isinstance(sample, dict):
-                continue
-            times, values = series.setdefault(f"stream {_e(sample.get('id', '?'))}", ([], []))
-            times.append(number(interval["t"]))
-            values.append(number(sample.get(key)))
+            if isinstance(sample, dict):
+                points = series.setdefault(f"stream {sample.get('id', '?')}", [])
+                points.append((number(interval["t"]), _measured(sample.get(key))))
     return series
 
 
-def _has_values(values: list[Optional[float]]) -> bool:
-    return any(v is not None for v in values)
+def _count(value: float) -> str:
+    return f"{value:g}"
 
 
-def _figure(go: Any, title: str, y_title: str, y_format: str = "") -> Any:
-    figure = go.Figure()
-    figure.update_layout(title=_e(title), template="plotly_white", height=380, hovermode="x unified",
-                         margin={"l": 70, "r": 20, "t": 50, "b": 50}, legend={"orientation": "v"})
-    figure.update_xaxes(title="seconds since start", rangemode="tozero")
-    figure.update_yaxes(title=_e(y_title), tickformat=y_format, rangemode="tozero")
-    return figure
-
-
-def _chart(pio: Any, figure: Any, div_id: str) -> str:
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=div_id, config=_PLOT_CONFIG)
-
-
-_CHARTS = (  # interval key, title, y axis, y tick format, total trace name
-    ("goodput_bps", "Goodput per stream and in total", "bit/s", ".3s", "total"),
-    ("retransmits", "Retransmitted segments per interval", "segments", "", "total"),
-    ("rtt_ms", "Round-trip time (smoothed, TCP_INFO)", "ms", "", "mean of streams"),
+_CHARTS: tuple[tuple[str, str, Callable[[float], str], str], ...] = (
+    # interval key, title, value format with its unit, name of the total line
+    ("goodput_bps", "Goodput per stream and in total, per interval", format_rate_bps, "all streams"),
+    ("rtt_ms", "Round-trip time per stream (smoothed, from TCP)", lambda v: f"{v:g} ms", "mean of streams"),
+    ("retransmits", "Retransmitted segments per interval", _count, "all streams"),
 )
 
 
 def _run_charts(result: dict[str, Any]) -> str:
-    go, pio, _ = _plotly()
     intervals = _intervals(result)
     parts = []
-    for key, title, y_title, y_format, total_name in _CHARTS:
-        times, totals = _total_series(intervals, key)
-        per_stream = _stream_series(intervals, key)
-        if not _has_values(totals) and not any(_has_values(v) for _, v in per_stream.values()):
-            parts.append(f"<p class='missing'>{_e(title)}: {NOT_MEASURED}</p>")
-            continue
-        figure = _figure(go, title, y_title, y_format)
-        for name, (t, values) in per_stream.items():
-            figure.add_trace(go.Scatter(x=t, y=values, name=name, mode="lines+markers", line={"width": 1}))
-        figure.add_trace(go.Scatter(x=times, y=totals, name=total_name, mode="lines+markers",
-                                    line={"width": 3, "color": "black"}))
-        parts.append(_chart(pio, figure, f"chart-{key}"))
+    for key, title, fmt, total_name in _CHARTS:
+        series = [svgchart.Series(name, points) for name, points in _stream_points(intervals, key).items()]
+        series.append(svgchart.Series(total_name, _total_points(intervals, key), emphasis=True))
+        parts.append(svgchart.line_chart(title, series, fmt) or _missing(title))
     return "\n".join(parts)
 
 
 def _compare_charts(before: dict[str, Any], after: dict[str, Any]) -> str:
-    go, pio, _ = _plotly()
     parts = []
-    for key, title, y_title, y_format, total_name in _CHARTS:
-        figure = _figure(go, f"{title.split(' per ')[0].split(' (')[0]}: {total_name}, before and after",
-                         y_title, y_format)
-        drawn = False
-        for label, result, color, dash in (("before", before, "#888888", "dash"), ("after", after, "#1f77b4", "solid")):
-            times, values = _total_series(_intervals(result), key)
-            if _has_values(values):
-                drawn = True
-                figure.add_trace(go.Scatter(x=times, y=values, name=label, mode="lines+markers",
-                                            line={"width": 3, "color": color, "dash": dash}))
-        parts.append(_chart(pio, figure, f"compare-{key}") if drawn
-                     else f"<p class='missing'>{_e(title)}: {NOT_MEASURED}</p>")
+    for key, title, fmt, total_name in _CHARTS:
+        heading = f"{title.split(' per ')[0].split(' (')[0]}, {total_name}: before and after"
+        series = [svgchart.Series("before", _total_points(_intervals(before), key), dashed=True, color="#888888"),
+                  svgchart.Series("after", _total_points(_intervals(after), key), emphasis=True, color="#1f77b4")]
+        parts.append(svgchart.line_chart(heading, series, fmt) or _missing(heading))
     return "\n".join(parts)
 
 
-# ---- sections of one result --------------------------------------------------------------------------
+# ---- sections of one result ------------------------------------------------------------------------------
+
+def _sending(side: dict[str, Any], dataplane: Any) -> str:
+    plane = {"c": "C", "python": "Python"}.get(str(dataplane), str(dataplane or "unknown"))
+    method = side.get("send_method")
+    return f"{plane} data plane" + (f", sending with {SEND_METHODS.get(method, method)}" if method else "")
+
 
 def _summary(result: dict[str, Any]) -> str:
     sender, receiver = section(result, "sender"), section(result, "receiver")
-    retrans = number(result.get("retransmit_rate"))
     duration = number(result.get("duration_s"))
+    streams = section(result, "config").get("streams", len(_dicts(result, "streams")))
     facts = [
-        ("Verdict", _badge(result.get("verdict"))),
-        ("Goodput", _e(shown(format_rate_bps, result.get("goodput_bps")))),
-        ("Retransmit rate", _e(NOT_MEASURED if retrans is None else f"{retrans:.3%}")),
-        ("Moved", _e(f"{shown(format_bytes, result.get('bytes'))} in "
-                     f"{'-' if duration is None else f'{duration:.1f}'} s")),
-        ("Streams", _e(section(result, "config").get("streams", len(_dicts(result, "streams"))))),
-        ("Data plane", _e(f"{result.get('dataplane', '?')}, {sender.get('send_method') or '?'} send")),
-        ("CPU (whole host)", _e(f"sender {_fact(sender.get('cpu_percent'))} %, "
-                                f"receiver {_fact(receiver.get('cpu_percent'))} %")),
-        ("Run", _e(f"{result.get('run_id', '?')}, started {result.get('started_at', '?')}, "
-                   f"lpmbench {result.get('lpmbench_version', '?')}")),
+        ("Goodput", shown(format_rate_bps, result.get("goodput_bps"))),
+        ("Retransmitted", _percent(result.get("retransmit_rate"), 3) + " of segments sent"
+         if number(result.get("retransmit_rate")) is not None else NOT_MEASURED),
+        ("Moved", f"{shown(format_bytes, result.get('bytes'))} in "
+                  f"{'-' if duration is None else f'{duration:.1f} s'} over {_fact(streams)} TCP streams"),
+        ("Data plane", _sending(sender, result.get("dataplane"))),
+        ("CPU (whole host, mean)", f"sender {_fact(sender.get('cpu_percent'))} %, "
+                                   f"receiver {_fact(receiver.get('cpu_percent'))} %"),
+        ("Run", f"{result.get('run_id', '?')}, started {result.get('started_at', '?')} (UTC), "
+                f"lpmbench {result.get('lpmbench_version', '?')}"),
     ]
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     if result.get("partial") or result.get("error"):
-        facts.append(("Partial run", f"<span class='bad'>{_e(result.get('error') or 'yes')}</span>"))
-    return "<dl class='summary'>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
+        rows += f"<dt>Partial run</dt><dd class='bad'>{_e(result.get('error') or 'yes')}</dd>"
+    return f"<dl class='summary'>{rows}</dl>"
+
+
+def _pairs(result: dict[str, Any]) -> str:
+    """Every MSP pair of a --redundant run with its own figures, and the sum LPM would use."""
+    pairs = _dicts(result, "pairs")
+    if len(pairs) < 2:
+        return ""
+    rows = []
+    for pair in pairs:
+        failed = pair.get("failed_checks") if isinstance(pair.get("failed_checks"), list) else []
+        problems = [str(c.get("name")) for c in failed if isinstance(c, dict)]
+        rows.append([_e(f"{pair.get('sender', '?')} -> {pair.get('receiver', '?')}"),
+                     _e(shown(format_rate_bps, pair.get("goodput_bps"))),
+                     _e(_percent(pair.get("retransmit_rate"), 3)), _badge(pair.get("verdict")),
+                     _e(", ".join(problems) or ("partial run" if pair.get("partial") else "none"))])
+    rows.append(["<b>together</b>", f"<b>{_e(shown(format_rate_bps, result.get('aggregate_goodput_bps')))}</b>",
+                 "", "", "what redundant MSP pairs carry in parallel"])
+    return _h2("MSP pairs, run at once") + _table(["pair", "goodput", "retransmitted", "verdict",
+                                                    "its own warnings and failures"], rows, "checks")
 
 
 def _checks(result: dict[str, Any]) -> str:
     rows = [[_badge(c.get("status")), _e(c.get("name", "?")), _e(c.get("detail", "")), _e(c.get("remedy", ""))]
             for c in _dicts(result, "checks")]
     if not rows:
-        return f"<p class='missing'>Checks: {NOT_MEASURED}</p>"
-    return _table(["status", "check", "detail (cause)", "remedy"], rows, "checks")
+        return _missing("Checks")
+    return _table(["status", "check", "what was found", "what to do"], rows, "checks")
 
 
-_PATH_KEYS = (("mtu", "path MTU (probed end to end)"), ("sender_interface", "sender interface"),
-              ("sender_mtu", "sender interface MTU"), ("receiver_interface", "receiver interface"),
-              ("receiver_mtu", "receiver interface MTU"))
-_INTERFACE_KEYS = (("name", "interface"), ("speed_mbps", "speed (Mb/s)"), ("duplex", "duplex"), ("mtu", "MTU"),
-                   ("jumbo_frames", "jumbo frames"), ("large_send", "large_send"),
-                   ("large_receive", "large_receive"), ("flow_control", "flow control"),
-                   ("virtual", "virtual adapter"), ("driver", "driver / adapter"))
+_PATH_LABELS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "mtu": ("path MTU (largest packet that crosses end to end)", _bytes_unit),
+    "mtu_source": ("path MTU found by", lambda v: {"udp probe": "a UDP probe with don't-fragment set",
+                                                   "tcp evidence": "TCP: full-size segments crossed"}
+                   .get(str(v), _fact(v))),
+    "probe_complete": ("probe finished", _fact),
+    "probe_error": ("probe error", lambda v: "none" if v is None else _fact(v)),
+    "probe_elapsed_s": ("probe took", _seconds),
+    "probe_unsupported": ("probe not possible because", lambda v: "it is possible here" if v is None else _fact(v)),
+    "sender_interface": ("sender interface", _fact),
+    "sender_mtu": ("sender interface MTU", _bytes_unit),
+    "receiver_interface": ("receiver interface", _fact),
+    "receiver_mtu": ("receiver interface MTU", _bytes_unit),
+    "data_address": ("streams connected to", _fact),
+}
+
+
+def _labelled(facts: dict[str, Any], labels: dict[str, tuple[str, Callable[[Any], str]]],
+              always: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Known facts with their labels and units (``always`` ones even when absent), then any others in words."""
+    rows = [(label, show(facts[key]) if key in facts else NOT_MEASURED)
+            for key, (label, show) in labels.items() if key in facts or key in always]
+    return rows + [(words(str(key)), _fact(value)) for key, value in facts.items() if key not in labels]
 
 
 def _path(result: dict[str, Any]) -> str:
     path = section(result, "path")
     if path:
-        known = dict(_PATH_KEYS)
-        rows = [[_e(label), _e(_fact(path[key]) if key in path else NOT_MEASURED)] for key, label in _PATH_KEYS]
-        rows += [[_e(key), _e(_fact(value))] for key, value in path.items() if key not in known]
-        path_html = _table(["path", ""], rows, "facts")
+        path_html = _facts_table(_labelled(path, _PATH_LABELS, always=("mtu", "sender_mtu", "receiver_mtu")))
     else:
-        path_html = f"<p class='missing'>Path MTU: {NOT_MEASURED}</p>"
+        path_html = _missing("Path MTU")
     return path_html + _efficiency(result)
 
 
 def _efficiency(result: dict[str, Any]) -> str:
     value = efficiency(result)
-    raw = result.get("efficiency")
-    if value is None and not isinstance(raw, dict):
-        return f"<p class='missing'>Efficiency: {NOT_MEASURED}</p>"
-    text = f"Efficiency: <b>{_e(NOT_MEASURED if value is None else f'{value:.1%}')}</b> of the wire limit"
-    if isinstance(raw, dict):
-        extra = {k: v for k, v in raw.items() if k not in ("value", "efficiency")}
-        text += f" ({_e(_fact(extra))})" if extra else ""
-    return f"<p>{text} (goodput / (slowest link speed x payload fraction at the path MTU)).</p>"
+    if value is None:
+        return _missing("Efficiency")
+    limit = number(result.get("wire_limit_bps"))
+    of_what = f" of {format_rate_bps(limit)}" if limit and limit > 0 else ""
+    return (f"<p>Efficiency: <b>{_e(f'{value:.1%}')}</b>{_e(of_what)}, the most the slowest link can carry at this "
+            f"MTU (goodput / (slowest link speed x payload share of each frame)).</p>")
+
+
+_INTERFACE_LABELS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "name": ("interface", _fact),
+    "speed_mbps": ("link speed", _speed),
+    "duplex": ("duplex", _fact),
+    "mtu": ("MTU", _bytes_unit),
+    "jumbo_frames": ("jumbo frames", _on_off),
+    "large_send": ("large_send (segmentation offload)", _on_off),
+    "large_receive": ("large_receive (receive offload)", _on_off),
+    "flow_control": ("flow control", _flow_control),
+    "virtual": ("virtual adapter", _fact),
+    "driver": ("driver / adapter", _fact),
+    "counters_delta": ("errors and drops during the run", _counters),
+    "counters": ("errors and drops since boot", _counters),
+}
 
 
 def _interfaces(result: dict[str, Any]) -> str:
     interfaces = section(result, "interfaces")
-    sides = {role: interfaces.get(role) for role in ("sender", "receiver")}
-    if not any(isinstance(facts, dict) for facts in sides.values()):
-        return f"<p class='missing'>Interface facts: {NOT_MEASURED}</p>"
-    keys = list(_INTERFACE_KEYS)
-    known = {key for key, _ in keys}
-    for facts in sides.values():  # facts added by newer agents show too, after the known ones
-        for key in facts if isinstance(facts, dict) else ():
-            if key not in known:
-                known.add(key)
-                keys.append((key, key))
-    rows = [[_e(label)] + [_e(_interface_fact(key, facts)) for facts in sides.values()] for key, label in keys]
+    sides = [interfaces.get(role) if isinstance(interfaces.get(role), dict) else {} for role in ("sender", "receiver")]
+    if not any(sides):
+        return _missing("Interface facts")
+    keys = list(_INTERFACE_LABELS)
+    for facts in sides:  # facts added by newer agents show too, after the known ones
+        keys += [key for key in facts if key not in keys]
+    rows = []
+    for key in keys:
+        label, show = _INTERFACE_LABELS.get(key, (words(str(key)), _fact))
+        rows.append([_e(label)] + [_e(show(facts[key]) if key in facts else NOT_MEASURED) for facts in sides])
     return _table(["", "sender MSP", "receiver MSP"], rows, "facts")
-
-
-def _interface_fact(key: str, facts: Any) -> str:
-    if not isinstance(facts, dict) or key not in facts:
-        return NOT_MEASURED
-    value = facts[key]
-    if key == "virtual" and isinstance(value, bool):
-        return "yes" if value else "no"  # "virtual adapter: off" would read as a setting
-    return _fact(value)
 
 
 def _lpm(result: dict[str, Any]) -> str:
     partitions = _dicts(result, "lpm")
     if not partitions:
-        return f"<p class='missing'>Partitions: {NOT_MEASURED} (no partitions given for this run)</p>"
+        return _missing("Partitions", " (no partitions given for this run: pair --lpar NAME:MEMORY[:DIRTY_RATE])")
     rows = []
     for p in partitions:
-        seconds = number(p.get("predicted_seconds"))
-        window = number(p.get("window_s"))
-        fits = p.get("fits_window")
+        seconds, window, fits = number(p.get("predicted_seconds")), number(p.get("window_s")), p.get("fits_window")
         rows.append([_e(p.get("name", "?")), _e(shown(format_bytes, p.get("memory_bytes"))),
                      _e(f"{shown(format_bytes, p.get('dirty_rate_Bps'))}/s"),
                      _e(_duration(seconds) if seconds is not None else "never (does not converge)"),
                      _e(_fact(p.get("passes"))),
-                     _e("-" if window is None else _duration(window)),
+                     _e("none given" if window is None else _duration(window)),
                      _e("-" if fits is None else ("yes" if fits else "NO")),
-                     _e(shown(format_rate_bps, p.get("required_bps")))])
-    return _table(["partition", "memory", "dirty rate", "predicted time", "passes", "window", "fits",
-                   "bandwidth needed"], rows, "facts")
+                     _e(shown(format_rate_bps, p.get("required_bps"))
+                        if number(p.get("required_bps")) is not None else "-")])
+    return _table(["partition", "memory", "dirty rate", "predicted time", "copy passes", "window", "fits",
+                   "bandwidth the window needs"], rows, "facts")
 
 
 def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "never"
-    return f"{seconds:.1f} s" if seconds < 120 else f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return "never" if not math.isfinite(seconds) else format_duration(seconds)
 
 
-_STREAM_KEYS = (("id", "stream"), ("bytes", "bytes"), ("goodput_bps", "goodput"), ("retransmits", "retransmits"),
-                ("segments_out", "segments out"), ("rtt_ms", "rtt ms"), ("rttvar_ms", "rttvar ms"),
-                ("mss", "mss"), ("pmtu", "pmtu"), ("cwnd", "cwnd"), ("busy_us", "busy us"),
-                ("rwnd_limited_us", "rwnd limited us"), ("sndbuf_limited_us", "sndbuf limited us"))
+def _busy(stream: dict[str, Any]) -> str:
+    busy = number(stream.get("busy_us"))
+    return "-" if busy is None else _seconds(busy / 1e6)
 
 
-def _stream_cell(key: str, value: Any) -> str:
-    if key == "bytes":
-        return shown(format_bytes, value)
-    if key == "goodput_bps":
-        return shown(format_rate_bps, value)
-    return "-" if value is None else _fact(value)
+def _limited(stream: dict[str, Any], key: str) -> str:
+    busy, limited = number(stream.get("busy_us")), number(stream.get(key))
+    return "-" if not busy or limited is None else f"{limited / busy:.0%}"
+
+
+_STREAM_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("stream", lambda s: _fact(s.get("id", "?"))),
+    ("received", lambda s: shown(format_bytes, s.get("bytes"))),
+    ("goodput", lambda s: shown(format_rate_bps, s.get("goodput_bps"))),
+    ("retransmitted segments", lambda s: _fact(s.get("retransmits")) if s.get("retransmits") is not None else "-"),
+    ("segments sent", lambda s: _fact(s.get("segments_out")) if s.get("segments_out") is not None else "-"),
+    ("RTT", lambda s: _ms(s.get("rtt_ms"))),
+    ("RTT variation", lambda s: _ms(s.get("rttvar_ms"))),
+    ("MSS (bytes)", lambda s: _fact(s.get("mss")) if s.get("mss") is not None else "-"),
+    ("path MTU (bytes)", lambda s: _fact(s.get("pmtu")) if s.get("pmtu") is not None else "-"),
+    ("congestion window (segments)", lambda s: _fact(s.get("cwnd")) if s.get("cwnd") is not None else "-"),
+    ("busy sending", _busy),
+    ("limited by the receive window", lambda s: _limited(s, "rwnd_limited_us")),
+    ("limited by the send buffer", lambda s: _limited(s, "sndbuf_limited_us")),
+)
 
 
 def _streams(result: dict[str, Any]) -> str:
     streams = _dicts(result, "streams")
     if not streams:
-        return f"<p class='missing'>Streams: {NOT_MEASURED}</p>"
-    rows = [[_e(_stream_cell(key, s.get(key))) for key, _ in _STREAM_KEYS] for s in streams]
-    return _table([label for _, label in _STREAM_KEYS], rows, "numbers")
+        return _missing("Streams")
+    rows = [[_e(show(s)) for _, show in _STREAM_COLUMNS] for s in streams]
+    return _table([label for label, _ in _STREAM_COLUMNS], rows, "numbers")
 
 
-_HOST_KEYS = ("host", "address", "hostname", "os", "version", "dataplane", "send_method", "event_loop",
-              "cpu_percent", "process_cpu_s")
+def _capabilities(value: Any) -> str:
+    if not isinstance(value, dict):
+        return _fact(value)
+    available = value.get("available") if isinstance(value.get("available"), list) else []
+    missing = value.get("missing") if isinstance(value.get("missing"), dict) else {}
+    can = ", ".join(words(str(name)) for name in available) or "none listed"
+    cannot = "; ".join(f"{words(str(name))}: {_fact(why)}" for name, why in missing.items())
+    return f"can: {can}" + (f"; cannot: {cannot}" if cannot else "")
+
+
+_HOST_LABELS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "host": ("host as given", _fact),
+    "address": ("address", _fact),
+    "hostname": ("host name", _fact),
+    "os": ("operating system", _fact),
+    "version": ("lpmbench version", _fact),
+    "dataplane": ("data plane", lambda v: {"c": "C", "python": "Python"}.get(str(v), _fact(v))),
+    "dataplane_fallback_reason": ("why not the C data plane", lambda v: "-" if v is None else _fact(v)),
+    "send_method": ("send method", lambda v: SEND_METHODS.get(str(v), _fact(v))),
+    "send_methods": ("send methods available", lambda v: _fact([SEND_METHODS.get(str(m), m) for m in v])
+                     if isinstance(v, list) else _fact(v)),
+    "event_loop": ("event loop", _fact),
+    "cpu_percent": ("CPU, whole host (mean over the run)", lambda v: f"{_fact(v)} %"),
+    "process_cpu_s": ("CPU time of the agent", _seconds),
+    "cpu_note": ("why CPU figures are missing", _fact),
+    "capabilities": ("what this platform can do", _capabilities),
+}
 
 
 def _hosts(result: dict[str, Any]) -> str:
     sides = (section(result, "sender"), section(result, "receiver"))
-    rows = [[_e(key)] + [_e(_fact(side[key]) if key in side else "-") for side in sides] for key in _HOST_KEYS]
+    keys = list(_HOST_LABELS)
+    for side in sides:
+        keys += [key for key in side if key not in keys]
+    rows = []
+    for key in keys:
+        if not any(key in side for side in sides):
+            continue
+        label, show = _HOST_LABELS.get(key, (words(str(key)), _fact))
+        rows.append([_e(label)] + [_e(show(side[key]) if key in side else "-") for side in sides])
     return _table(["", "sender (A)", "receiver (B)"], rows, "facts")
 
 
@@ -327,32 +481,43 @@ def _hosts(result: dict[str, Any]) -> str:
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
        color: #222; padding: 0 1em; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+.sub { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 table.numbers td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 dl.summary { display: grid; grid-template-columns: max-content auto; gap: 4px 16px; }
 dt { font-weight: bold; }
-.badge { padding: 1px 8px; border-radius: 4px; color: white; font-weight: bold; }
-.badge.pass { background: #2e7d32; } .badge.warn { background: #e6a100; } .badge.fail { background: #c62828; }
-.badge.unknown { background: #888; }
+.badge { display: inline-block; min-width: 3.2em; text-align: center; padding: 1px 8px; border-radius: 4px;
+         color: white; font-weight: bold; font-size: 0.9em; }
+.badge.pass { background: #2e7d32; } .badge.warn { background: #b26a00; } .badge.fail { background: #c62828; }
+.badge.unknown { background: #888; } .badge.info { background: #1565c0; }
+section.headline { border: 2px solid #ccc; border-radius: 8px; padding: 0.8em 1.2em; background: #fafafa; }
+section.headline h2 { margin-top: 0.8em; border: none; font-size: 1.05em; }
+.line { font-size: 1.15em; margin: 0.3em 0; } .line .label { display: inline-block; width: 8em; font-weight: bold; }
+ol.findings li { margin: 0.5em 0; } .fix { margin: 0.2em 0 0 0; color: #333; }
+.note { color: #333; }
+.warning { border-left: 5px solid #b26a00; background: #fff8e1; padding: 0.5em 1em; }
 .missing { color: #777; font-style: italic; }
 .bad, tr.worse td.change { color: #c62828; font-weight: bold; } tr.better td.change { color: #2e7d32; }
+tr.mismatch td { background: #fff3e0; } tr.mismatch td.change { color: #b26a00; font-weight: bold; }
+.scroll { overflow-x: auto; }
+figure.chart { margin: 1em 0; } svg text { font-size: 12px; fill: #333; } svg text.title { font-size: 14px;
+font-weight: bold; } svg .grid { stroke: #e4e4e4; } svg .axis { stroke: #888; }
 footer { margin-top: 3em; color: #777; font-size: 0.9em; }
 """
 
 
 def _h2(title: str) -> str:
     anchor = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    return f"<h2 id='{anchor}'>{title}</h2>"
+    return f"<h2 id='{anchor}'>{_e(title)}</h2>"
 
 
-def _page(title: str, body: str) -> str:
-    _, _, offline = _plotly()
+def _page(title: str, subtitle: str, body: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{_CSS}</style>\n<script type='text/javascript'>{offline.get_plotlyjs()}</script>\n"
-            f"</head><body>\n<h1>{_e(title)}</h1>\n{body}\n"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style>\n"
+            f"</head><body>\n<h1>{_e(title)}</h1><p class='sub'>{_e(subtitle)}</p>\n{body}\n"
             f"<footer>Made by lpmbench {_e(__version__)}. Self-contained: this page fetches nothing."
             f"</footer>\n</body></html>\n")
 
@@ -362,41 +527,61 @@ def _pair_title(result: dict[str, Any]) -> str:
 
 
 def render_html(result: dict[str, Any]) -> str:
-    """The whole page for one result. Raises ReportExtraMissing without the plotting extra."""
+    """The whole page for one result."""
     body = "\n".join([
-        _summary(result),
-        _h2("Checks"), _checks(result),
+        _headline(result),
+        _h2("Key figures"), _summary(result),
+        _pairs(result),
         _h2("Over time"), _run_charts(result),
+        _h2("Every check"), _checks(result),
         _h2("Path"), _path(result),
         _h2("Interfaces of both MSPs"), _interfaces(result),
         _h2("Partitions (LPM model)"), _lpm(result),
         _h2("Streams at the end of the run"), _streams(result),
         _h2("Hosts"), _hosts(result),
     ])
-    return _page(f"lpmbench: {_pair_title(result)}", body)
+    return _page(f"lpmbench: {_pair_title(result)}", "Is this MSP pair fit for Live Partition Mobility?", body)
 
 
 def _compare_table(rows: list[Row]) -> str:
     body = "".join(
-        f"<tr class='{_e(r.trend)}'><td>{_e(r.metric)}</td><td>{_e(r.before)}</td><td>{_e(r.after)}</td>"
-        f"<td class='change'>{_e(r.change)}</td></tr>" for r in rows)
+        f"<tr class='{_e(r.trend)}'><td>{_e(r.metric)}</td>"
+        f"<td>{_e(r.before)}</td><td>{_e(r.after)}</td><td class='change'>{_e(r.change)}</td></tr>" for r in rows)
     return ("<table class='compare'><thead><tr><th></th><th>before</th><th>after</th><th>change</th></tr>"
             f"</thead><tbody>{body}</tbody></table>")
 
 
+def _comparable(before: dict[str, Any], after: dict[str, Any]) -> str:
+    reasons = comparability(before, after)
+    if not reasons:
+        return "<p>The runs are comparable: the same MSPs in the same direction, streams and duration.</p>"
+    items = "".join(f"<li>{_e(reason)}</li>" for reason in reasons)
+    return (f"<div class='warning'><b>These runs are not directly comparable:</b><ul>{items}</ul>"
+            "A change below may come from how the runs differ, not from the network.</div>")
+
+
+def _run_ids(before: dict[str, Any], after: dict[str, Any]) -> str:
+    def one(label: str, result: dict[str, Any]) -> str:
+        return f"{label}: run {result.get('run_id', '?')}, started {result.get('started_at', '?')} (UTC)"
+    return f"<p class='sub'>{_e(one('before', before))}; {_e(one('after', after))}.</p>"
+
+
 def render_compare_html(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """The whole page comparing two results. Raises ReportExtraMissing without the plotting extra."""
+    """The whole page comparing two results."""
     rows = compare(before, after)
     body = "\n".join([
-        _h2("Run"), _compare_table([r for r in rows if r.section == "context"]),
+        _h2("Can these runs be compared?"), _comparable(before, after), _run_ids(before, after),
+        _compare_table([r for r in rows if r.section == "context"]),
+        _h2("After the change"), _headline(after),
         _h2("Metrics"), _compare_table([r for r in rows if r.section == "metrics"]),
         _h2("Checks"), _compare_table([r for r in rows if r.section == "checks"]),
         _h2("Over time"), _compare_charts(before, after),
-        _h2("Checks after, with causes and remedies"), _checks(after),
+        _h2("Checks after, with causes and what to do"), _checks(after),
         _h2("Interfaces before"), _interfaces(before),
         _h2("Interfaces after"), _interfaces(after),
     ])
-    return _page(f"lpmbench: before {_pair_title(before)} / after {_pair_title(after)}", body)
+    return _page(f"lpmbench: before {_pair_title(before)} / after {_pair_title(after)}",
+                 "Did the change make the MSP network better for Live Partition Mobility?", body)
 
 
 def _write_atomically(text: str, path: str) -> None:
@@ -414,7 +599,7 @@ def _write_atomically(text: str, path: str) -> None:
 
 
 def write_html(result: dict[str, Any], path: str) -> None:
-    """Render one result and write it to ``path``. ReportExtraMissing without the extra; OSError on write."""
+    """Render one result and write it to ``path``; OSError when it cannot be written."""
     _write_atomically(render_html(result), path)
 
 

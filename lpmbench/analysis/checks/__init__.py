@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from lpmbench.analysis.checks import aggregate, cpu, lpm, mover, nic, path, reach, transfer
-from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, Check, check, overall
+from lpmbench.analysis.checks import aggregate, cpu, lpm, mover, nic, path, reach, redundancy, transfer
+from lpmbench.analysis.checks.base import FAIL, INFO, PASS, UNKNOWN, WARN, Check, check, overall
 
-__all__ = ["FAIL", "PASS", "UNKNOWN", "WARN", "Check", "RULES", "check", "evaluate", "overall"]
+__all__ = ["FAIL", "INFO", "PASS", "UNKNOWN", "WARN", "Check", "RULES", "check", "evaluate", "overall"]
 
 Rule = Callable[[dict[str, Any]], Optional[Check]]
 
@@ -20,7 +20,7 @@ RULES: tuple[Rule, ...] = (
     transfer.retransmit_check, transfer.completion_check, transfer.streams_check, transfer.data_port_check,
     path.stall_check, path.jumbo_check, nic.link_speed_check, nic.speed_match_check, nic.offload_check,
     nic.physical_adapter_check, nic.nic_errors_check, path.stream_limits_check, path.efficiency_check,
-    path.jumbo_gain_check, lpm.redundant_pairs_check,
+    path.jumbo_gain_check, redundancy.redundant_pairs_check,
     reach.reach_check, mover.streams_match_check, mover.lpm_ops_check, mover.port_range_check, cpu.msp_cpu_check,
     aggregate.aggregate_check,
 )
