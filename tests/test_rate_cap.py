@@ -73,3 +73,16 @@ def _hand_result(goodput_bps: float) -> dict[str, Any]:
     return {"goodput_bps": goodput_bps, "duration_s": 10.0, "streams": [], "partial": False,
             "config": {"streams": 4, "duration_s": 10.0, "lpars": [BUSY_PARTITION], "window_s": None,
                        "compression": 1.0}}
+
+
+def test_the_json_predictions_of_a_capped_run_use_the_link_like_the_checks() -> None:
+    """The `lpm` section and `lpm_model` agree with the partition checks: judged on the wire limit, and say so."""
+    result = results.finalize({**_hand_result(goodput_bps=CAP_BPS), "wire_limit_bps": 9.41e9,
+                               "rate_cap": {"bps": CAP_BPS, "source": "agent"}})
+    assert result["lpm_model"]["bandwidth_bps"] == 9.41e9
+    assert result["lpm_model"]["bandwidth_source"] == "wire_limit"
+    assert result["lpm"][0]["converges"] is True
+    unknown_link = results.finalize({**_hand_result(goodput_bps=CAP_BPS),
+                                     "rate_cap": {"bps": CAP_BPS, "source": "agent"}})
+    assert unknown_link["lpm_model"]["bandwidth_source"] == "capped_goodput"
+    assert results.finalize(_hand_result(goodput_bps=500e6))["lpm_model"]["bandwidth_source"] == "measured"

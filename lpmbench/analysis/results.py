@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from lpmbench import __version__
 from lpmbench.analysis import checks, lpm, reports, wire
+from lpmbench.analysis.checks import lpm as lpm_checks
 from lpmbench.analysis.reports import ReportError
 from lpmbench.analysis.units import finite_or_none
 
@@ -275,7 +276,11 @@ def assess_lpm(result: dict[str, Any]) -> None:
     specs = [lpm.LparSpec(**spec) for spec in config.get("lpars", [])]
     if not specs:
         return
-    bandwidth = result.get("aggregate_goodput_bps") or result["goodput_bps"]
+    # A run held back by a send-rate cap is judged on what the link could carry (the checks do the same), so
+    # the JSON's predictions agree with the verdict; unknown link: the capped goodput, flagged.
+    judged_on_link = lpm_checks.outlook_bandwidth(result)
+    bandwidth = judged_on_link if judged_on_link is not None else (
+        result.get("aggregate_goodput_bps") or result["goodput_bps"])
     rtt_ms = _mean(s.get("min_rtt_ms") or s.get("rtt_ms") for s in result.get("streams", []))
     rtt_s = (rtt_ms or 0.0) / 1000
     if bandwidth <= 0:  # nothing moved: every partition fails, each named
@@ -292,7 +297,16 @@ def assess_lpm(result: dict[str, Any]) -> None:
                                      config.get("compression", 1.0))
     result["lpm_model"] = {"bandwidth_bps": bandwidth, "rtt_ms": rtt_ms, "window_s": config.get("window_s"),
                            "compression": config.get("compression", 1.0),
+                           "bandwidth_source": _bandwidth_source(result, judged_on_link),
                            "assumptions": dataclasses.asdict(lpm.DEFAULT_ASSUMPTIONS)}
+
+
+def _bandwidth_source(result: dict[str, Any], judged_on_link: float | None) -> str:
+    """What ``lpm_model.bandwidth_bps`` is: the measured goodput, the wire limit (a capped run), or the capped
+    goodput when the link's rate is unknown (the partition checks then say they cannot judge)."""
+    if not lpm_checks.cap_set_the_pace(result):
+        return "measured"
+    return "wire_limit" if judged_on_link is not None else "capped_goodput"
 
 
 def _cpu_s_per_gb(result: dict[str, Any]) -> float | None:
