@@ -1,5 +1,5 @@
 import sys
 
-from lpmbench.lab.netns import main
+from lpmbench.lab.cli import main
 
 sys.exit(main())
