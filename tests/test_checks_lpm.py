@@ -1,4 +1,4 @@
-"""LPM checks, one row per branch: the redundant MSP pair, and each partition given with --lpar."""
+"""LPM checks, one row per branch: each partition given with --lpar (redundant pairs: test_checks_redundancy.py)."""
 
 from __future__ import annotations
 
@@ -25,49 +25,7 @@ def partition(bandwidth_bps: float = 10e9, **fields: Any) -> dict[str, Any]:
     return {"lpm": [entry], "lpm_model": {"bandwidth_bps": bandwidth_bps}}
 
 
-def pair(verdict: str = "pass", partial: bool = False, error: str | None = None,
-         failed: tuple[tuple[str, str, str], ...] = ()) -> dict[str, Any]:
-    return {"sender": "a2", "receiver": "b2", "verdict": verdict, "partial": partial, "error": error,
-            "failed_checks": [{"name": n, "status": s, "detail": d, "remedy": "r"} for n, s, d in failed]}
-
-
-FIRST = {"sender": "a1", "receiver": "b1", "verdict": "pass", "partial": False, "error": None, "failed_checks": []}
-
 ROWS = [
-    # Redundant MSP pair.
-    row(lpm.redundant_pairs_check, {}, WARN, ("one MSP pair", "single point of failure"), ("--redundant A2 B2",),
-        id="redundant-pair-missing"),
-    row(lpm.redundant_pairs_check, {"pairs": [FIRST]}, WARN, ("one MSP pair",), ("--redundant",),
-        id="redundant-pair-missing-one-entry"),
-    row(lpm.redundant_pairs_check, {"pairs": [FIRST, pair()]}, PASS, ("2 MSP pairs",), id="redundant-pair-passes"),
-    row(lpm.redundant_pairs_check, {"pairs": [{**FIRST, "verdict": "fail"}, pair()]}, PASS, ("2 MSP pairs",),
-        id="first-pair-failing-is-judged-by-the-other-checks"),
-    row(lpm.redundant_pairs_check,
-        {"pairs": [FIRST, pair("fail", failed=(("retransmit rate", "fail", "2.000% of 100 segments"),
-                                               ("same speed at both MSPs", "warn", "sender at 10000")))]}, FAIL,
-        ("a2 -> b2 failed", "retransmit rate: 2.000%", "same speed at both MSPs"), ("redundant pair",),
-        id="redundant-pair-failed"),
-    row(lpm.redundant_pairs_check, {"pairs": [FIRST, pair("fail", True, "receiver b2 went silent")]}, FAIL,
-        ("a2 -> b2 failed", "went silent"), id="redundant-pair-partial-error-only"),
-    row(lpm.redundant_pairs_check, {"pairs": [FIRST, pair("fail", True)]}, FAIL, ("a2 -> b2 failed",),
-        absent=("None",), id="redundant-pair-failed-no-reason"),
-    row(lpm.redundant_pairs_check,
-        {"pairs": [FIRST, pair("warn", failed=(("link speed at least 10 Gb", "warn", "sender at 1000 Mb/s"),))]},
-        WARN, ("a2 -> b2", "link speed at least 10 Gb: sender at 1000"), ("redundant pair",),
-        id="redundant-pair-warns"),
-    # Each pair's own result warns that it is a single pair and judges partitions at its half of the bandwidth:
-    # neither is the redundant pair's fault (the combined result judges partitions at the aggregate).
-    row(lpm.redundant_pairs_check,
-        {"pairs": [FIRST, pair("warn", failed=(("redundant MSP pair", "warn", "one MSP pair tested"),))]}, PASS,
-        ("2 MSP pairs",), id="redundant-pair-own-single-pair-warning-ignored"),
-    row(lpm.redundant_pairs_check,
-        {"pairs": [FIRST, pair("fail", failed=(("LPM partition db01", "fail", "dirtied faster than they move"),
-                                               ("redundant MSP pair", "warn", "one MSP pair tested")))]}, PASS,
-        ("2 MSP pairs",), id="redundant-pair-partition-judged-on-the-aggregate"),
-    row(lpm.redundant_pairs_check,
-        {"pairs": [FIRST, pair("fail", failed=(("redundant MSP pair", "warn", "one MSP pair tested"),
-                                               ("LPM port range reachable", "fail", "could not reach")))]}, FAIL,
-        ("LPM port range reachable: could not reach",), absent=("one MSP pair",), id="redundant-pair-port-fails"),
     # One check per partition: stall, window missed (with and without a bandwidth that meets it), pass limit, pass.
     row(first_partition, {"lpm": None}, UNKNOWN, ("no partitions given", "--lpar"), id="partitions-none-given"),
     row(first_partition, partition(converges=False, predicted_seconds=None, passes=30, pass_limit_reached=True),

@@ -29,7 +29,7 @@ def _help(*args: str) -> str:
 def test_the_named_papercuts_keep_their_brackets() -> None:
     text = _help("pair")
     assert "[default: 1, or the duration when shorter]" in text
-    assert "pip install 'lpmbench[report]'" in text
+    assert "(opens offline, no extra needed)" in text
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -17,7 +17,7 @@ import datetime
 from typing import Any, Callable
 
 from lpmbench import __version__
-from lpmbench.analysis import checks, lpm, reports, wire
+from lpmbench.analysis import checks, headline, lpm, reports, wire
 from lpmbench.analysis.checks import lpm as lpm_checks
 from lpmbench.analysis.reports import ReportError
 from lpmbench.analysis.units import finite_or_none
@@ -263,6 +263,7 @@ def finalize(result: dict[str, Any]) -> dict[str, Any]:
     assess_lpm(result)
     result["checks"] = checks.evaluate(result)
     result["verdict"] = checks.overall(result["checks"])
+    result["headline"] = headline.build(result)
     return result
 
 

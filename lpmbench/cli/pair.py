@@ -90,7 +90,7 @@ def pair(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
     = False,
     html: Annotated[Optional[str], typer.Option(help="Also write a self-contained HTML report with charts "
-                                                     "(needs: pip install 'lpmbench[report]').")] = None,
+                                                     "(opens offline, no extra needed).")] = None,
     redundant: Annotated[Optional[tuple[str, str]], typer.Option(
         metavar="A2 B2", help="A second (redundant) MSP pair run at the same time: A2 sends to B2. LPM's redundant "
                               "MSP pairs carry memory in parallel; the verdict judges their sum.")] = None,
@@ -113,7 +113,6 @@ def pair(
                 options=_run_options(streams, rate, size, send_method, rx_discard),
                 **_partitions(lpar, window), compression=compression)
     if html:  # before the run: a missing extra or an unwritable path must not waste a run
-        _check_html_extra()
         check_output_path(html, "--html")
     runner = run_with_jumbo_compare if jumbo_compare else run_pairs
     if both_directions:
@@ -216,13 +215,6 @@ def _partitions(lpar: Optional[list[str]], window: Optional[str]) -> dict[str, A
     if window_s is not None and (window_s <= 0 or not lpars):
         raise die("--window needs a positive duration and at least one --lpar")
     return {"lpars": lpars, "window_s": window_s}
-
-
-def _check_html_extra() -> None:
-    try:
-        htmlreport.check_extra()  # before the run: a missing extra must not waste a run
-    except htmlreport.ReportExtraMissing as exc:
-        raise die(str(exc)) from None
 
 
 def _key_or_insecure(key_file: Optional[str], insecure: bool) -> Optional[bytes]:

@@ -33,16 +33,6 @@ from lpmbench.analysis.units import finite_or_none as number
 from lpmbench.analysis.units import format_bytes, format_duration, format_rate_bps, shown
 from lpmbench.render import svgchart
 
-
-class ReportExtraMissing(RuntimeError):
-    """Never raised: the report needs no extra since its charts are our own SVG. Kept, with ``check_extra``,
-    only while cli/pair.py still calls them; delete both when it no longer does."""
-
-
-def check_extra() -> None:
-    """Nothing to check: HTML reports need nothing beyond lpmbench (see ReportExtraMissing)."""
-
-
 SEND_METHODS = {"zerocopy": "MSG_ZEROCOPY (zero-copy send)", "sendfile": "sendfile()", "send": "send()"}
 _VERDICT_WORDS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "unknown": "NOT JUDGED", "info": "NOTE"}
 

@@ -1,5 +1,5 @@
-"""Checks of LPM's own needs: partitions against the measured bandwidth and window, and a redundant MSP pair.
-"""
+"""Checks of LPM's own needs: each partition against the measured bandwidth and its window (the redundant MSP
+pair is checks/redundancy.py)."""
 
 from __future__ import annotations
 
@@ -9,48 +9,6 @@ from lpmbench.analysis import lpm
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
 from lpmbench.analysis.checks.transfer import cap_set_the_pace, rate_cap_text
 from lpmbench.analysis.units import finite_or_none, format_byte_rate, format_bytes, format_duration, format_rate_bps
-
-# Checks of each pair's own result that judge the whole, not the pair: every pair alone "is" a single pair, and
-# partitions alone get only its share of the bandwidth; the combined result judges both at the aggregate.
-WHOLE_RESULT_CHECKS = ("redundant MSP pair", "LPM partition ")
-
-
-def _own_problems(pair: dict[str, Any]) -> list[dict[str, str]]:
-    return [c for c in pair.get("failed_checks", []) if not c["name"].startswith(WHOLE_RESULT_CHECKS)]
-
-
-def _pair_status(pair: dict[str, Any]) -> str:
-    own = _own_problems(pair)
-    if pair["partial"] or any(c["status"] == FAIL for c in own):
-        return FAIL
-    return WARN if own else PASS
-
-
-def _pair_reasons(pair: dict[str, Any]) -> str:
-    reasons = "; ".join(f"{c['name']}: {c['detail']}" for c in _own_problems(pair)[:3])
-    return reasons or pair.get("error") or "no reason reported"
-
-
-def _pair_name(pair: dict[str, Any]) -> str:
-    return f"{pair['sender']} -> {pair['receiver']}"
-
-
-def redundant_pairs_check(result: dict[str, Any]) -> dict[str, str]:
-    """The first pair's own checks are the result's other checks; this one judges the redundant pairs."""
-    pairs = result.get("pairs") or []
-    name = "redundant MSP pair"
-    if len(pairs) < 2:
-        return check(name, WARN, "one MSP pair tested; a single MSP pair is a single point of failure and "
-                                 "carries every migration alone",
-                     "configure a second MSP on each frame (redundant MSP pairs carry memory in parallel) "
-                     "and test both at once with 'lpmbench pair A B --redundant A2 B2'")
-    for status, verb in ((FAIL, "failed"), (WARN, "warns")):
-        bad = [p for p in pairs[1:] if _pair_status(p) == status]
-        if bad:  # a redundant pair's problems appear nowhere else in the result
-            return check(name, status, f"redundant pair {', '.join(_pair_name(p) for p in bad)} {verb}: "
-                                       f"{_pair_reasons(bad[0])}",
-                         "fix the redundant pair as you would the first; LPM spreads memory over both")
-    return check(name, PASS, f"{len(pairs)} MSP pairs ran at once")
 
 
 def _duration(seconds: float | None) -> str:

@@ -14,7 +14,7 @@ from lpmbench.analysis.checks.base import PASS, UNKNOWN, WARN, check
 from lpmbench.analysis.checks.msp import ROLES, host_label, msp_fact
 
 DEFAULT_CONCURRENCY = 4  # vioslpm0 concurrency_lvl default since VIOS 2.2.4
-MODELLED_STREAMS = 4  # lpmbench's model of one migration's mover at the default level (DESIGN.md: an assumption)
+MODELLED_STREAMS = 4  # lpmbench's model of one migration's mover at the default level (an assumption, docs/vios.md)
 SINGLE_1GB_OPS = 4  # IBM: cfg_msp_lpm_ops 4 on a VIOS with a single 1 Gb adapter
 TEN_GB_MBPS = 10_000
 HMC_CHOOSES_FROM = (3, 1, 2)  # from VIOS 3.1.2+ (with HMC 9.2.950+): leave concurrency_lvl at 4, the HMC sets it
