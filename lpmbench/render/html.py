@@ -31,6 +31,7 @@ from lpmbench.analysis.compare import (
 )
 from lpmbench.analysis.units import finite_or_none as number
 from lpmbench.analysis.units import format_bytes, format_duration, format_rate_bps, shown
+from lpmbench.render import htmlfacts as say
 from lpmbench.render import svgchart
 
 SEND_METHODS = {"zerocopy": "MSG_ZEROCOPY (zero-copy send)", "sendfile": "sendfile()", "send": "send()"}
@@ -39,91 +40,6 @@ _VERDICT_WORDS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "unknown": "NO
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-# ---- words and units for facts ------------------------------------------------------------------------
-
-_UNIT_SUFFIXES = (("_bps", " (bit/s)"), ("_Bps", " (bytes/s)"), ("_mbps", " (Mb/s)"), ("_ms", " (ms)"),
-                  ("_us", " (µs)"), ("_s", " (seconds)"), ("_bytes", " (bytes)"), ("_percent", " (%)"))
-
-
-def words(key: str) -> str:
-    """A key no label was written for (added by a newer agent), in words: ``probe_elapsed_s`` reads
-    "probe elapsed (seconds)". Never shown raw."""
-    unit = ""
-    for suffix, text in _UNIT_SUFFIXES:
-        if key.endswith(suffix) and len(key) > len(suffix):
-            key, unit = key[: -len(suffix)], text
-            break
-    return re.sub(r"[_\s]+", " ", key).strip() + unit
-
-
-def _fact(value: Any) -> str:
-    """A fact for display (not yet escaped): None reads not known, booleans yes/no, dicts in words."""
-    if value is None:
-        return "not known"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{words(str(k))} {_fact(v)}" for k, v in value.items()) or "none"
-    if isinstance(value, list):
-        return ", ".join(_fact(v) for v in value) or "none"
-    return str(value)
-
-
-def _on_off(value: Any) -> str:
-    return "not known" if value is None else ("on" if value else "off") if isinstance(value, bool) else _fact(value)
-
-
-def _bytes_unit(value: Any) -> str:
-    count = number(value)
-    return "not known" if count is None else f"{int(count)} bytes"
-
-
-def _seconds(value: Any) -> str:
-    seconds = number(value)
-    if seconds is None:
-        return "not known"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else format_duration(seconds)
-
-
-def _ms(value: Any) -> str:
-    ms = number(value)
-    return "-" if ms is None else f"{ms:.3f} ms"
-
-
-def _speed(value: Any) -> str:
-    mbps = number(value)
-    if mbps is None:
-        return "not known"
-    return f"{mbps / 1000:g} Gb/s" if mbps >= 1000 else f"{mbps:g} Mb/s"
-
-
-def _percent(value: Any, digits: int = 0) -> str:
-    share = number(value)
-    return "not known" if share is None else f"{share * 100:.{digits}f} %"
-
-
-def _counter_name(name: str) -> str:
-    """``rx_dropped`` reads "receive drops"."""
-    direction, _, what = name.partition("_")
-    side = {"rx": "receive", "tx": "transmit"}.get(direction)
-    what = {"dropped": "drops"}.get(what, what)
-    return f"{side} {words(what)}" if side and what else words(name)
-
-
-def _counters(value: Any) -> str:
-    if not isinstance(value, dict) or not value:
-        return "not known"
-    return ", ".join(f"{_counter_name(str(k))} {_fact(v)}" for k, v in value.items())
-
-
-def _flow_control(value: Any) -> str:
-    if not isinstance(value, dict) or all(value.get(k) is None for k in ("rx", "tx")):
-        return "not known"
-    return f"receive {_on_off(value.get('rx'))}, transmit {_on_off(value.get('tx'))}"
 
 
 def _table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
@@ -247,13 +163,13 @@ def _summary(result: dict[str, Any]) -> str:
     streams = section(result, "config").get("streams", len(_dicts(result, "streams")))
     facts = [
         ("Goodput", shown(format_rate_bps, result.get("goodput_bps"))),
-        ("Retransmitted", _percent(result.get("retransmit_rate"), 3) + " of segments sent"
+        ("Retransmitted", say.percent(result.get("retransmit_rate"), 3) + " of segments sent"
          if number(result.get("retransmit_rate")) is not None else NOT_MEASURED),
         ("Moved", f"{shown(format_bytes, result.get('bytes'))} in "
-                  f"{'-' if duration is None else f'{duration:.1f} s'} over {_fact(streams)} TCP streams"),
+                  f"{'-' if duration is None else f'{duration:.1f} s'} over {say.fact(streams)} TCP streams"),
         ("Data plane", _sending(sender, result.get("dataplane"))),
-        ("CPU (whole host, mean)", f"sender {_fact(sender.get('cpu_percent'))} %, "
-                                   f"receiver {_fact(receiver.get('cpu_percent'))} %"),
+        ("CPU (whole host, mean)", f"sender {say.fact(sender.get('cpu_percent'))} %, "
+                                   f"receiver {say.fact(receiver.get('cpu_percent'))} %"),
         ("Run", f"{result.get('run_id', '?')}, started {result.get('started_at', '?')} (UTC), "
                 f"lpmbench {result.get('lpmbench_version', '?')}"),
     ]
@@ -274,7 +190,7 @@ def _pairs(result: dict[str, Any]) -> str:
         problems = [str(c.get("name")) for c in failed if isinstance(c, dict)]
         rows.append([_e(f"{pair.get('sender', '?')} -> {pair.get('receiver', '?')}"),
                      _e(shown(format_rate_bps, pair.get("goodput_bps"))),
-                     _e(_percent(pair.get("retransmit_rate"), 3)), _badge(pair.get("verdict")),
+                     _e(say.percent(pair.get("retransmit_rate"), 3)), _badge(pair.get("verdict")),
                      _e(", ".join(problems) or ("partial run" if pair.get("partial") else "none"))])
     rows.append(["<b>together</b>", f"<b>{_e(shown(format_rate_bps, result.get('aggregate_goodput_bps')))}</b>",
                  "", "", "what redundant MSP pairs carry in parallel"])
@@ -291,28 +207,29 @@ def _checks(result: dict[str, Any]) -> str:
 
 
 _PATH_LABELS: dict[str, tuple[str, Callable[[Any], str]]] = {
-    "mtu": ("path MTU (largest packet that crosses end to end)", _bytes_unit),
+    "mtu": ("path MTU (largest packet that crosses end to end)", say.bytes_unit),
     "mtu_source": ("path MTU found by", lambda v: {"udp probe": "a UDP probe with don't-fragment set",
                                                    "tcp evidence": "TCP: full-size segments crossed"}
-                   .get(str(v), _fact(v))),
-    "probe_complete": ("probe finished", _fact),
-    "probe_error": ("probe error", lambda v: "none" if v is None else _fact(v)),
-    "probe_elapsed_s": ("probe took", _seconds),
-    "probe_unsupported": ("probe not possible because", lambda v: "it is possible here" if v is None else _fact(v)),
-    "sender_interface": ("sender interface", _fact),
-    "sender_mtu": ("sender interface MTU", _bytes_unit),
-    "receiver_interface": ("receiver interface", _fact),
-    "receiver_mtu": ("receiver interface MTU", _bytes_unit),
-    "data_address": ("streams connected to", _fact),
+                   .get(str(v), say.fact(v))),
+    "probe_complete": ("probe finished", say.fact),
+    "probe_error": ("probe error", lambda v: "none" if v is None else say.fact(v)),
+    "probe_elapsed_s": ("probe took", say.seconds),
+    "probe_unsupported": ("probe not possible because",
+                          lambda v: "it is possible here" if v is None else say.fact(v)),
+    "sender_interface": ("sender interface", say.fact),
+    "sender_mtu": ("sender interface MTU", say.bytes_unit),
+    "receiver_interface": ("receiver interface", say.fact),
+    "receiver_mtu": ("receiver interface MTU", say.bytes_unit),
+    "data_address": ("streams connected to", say.fact),
 }
 
 
 def _labelled(facts: dict[str, Any], labels: dict[str, tuple[str, Callable[[Any], str]]],
               always: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """Known facts with their labels and units (``always`` ones even when absent), then any others in words."""
+    """Known facts with their labels and units (``always`` ones even when absent), then any others in say.words."""
     rows = [(label, show(facts[key]) if key in facts else NOT_MEASURED)
             for key, (label, show) in labels.items() if key in facts or key in always]
-    return rows + [(words(str(key)), _fact(value)) for key, value in facts.items() if key not in labels]
+    return rows + [(say.words(str(key)), say.fact(value)) for key, value in facts.items() if key not in labels]
 
 
 def _path(result: dict[str, Any]) -> str:
@@ -335,18 +252,18 @@ def _efficiency(result: dict[str, Any]) -> str:
 
 
 _INTERFACE_LABELS: dict[str, tuple[str, Callable[[Any], str]]] = {
-    "name": ("interface", _fact),
-    "speed_mbps": ("link speed", _speed),
-    "duplex": ("duplex", _fact),
-    "mtu": ("MTU", _bytes_unit),
-    "jumbo_frames": ("jumbo frames", _on_off),
-    "large_send": ("large_send (segmentation offload)", _on_off),
-    "large_receive": ("large_receive (receive offload)", _on_off),
-    "flow_control": ("flow control", _flow_control),
-    "virtual": ("virtual adapter", _fact),
-    "driver": ("driver / adapter", _fact),
-    "counters_delta": ("errors and drops during the run", _counters),
-    "counters": ("errors and drops since boot", _counters),
+    "name": ("interface", say.fact),
+    "speed_mbps": ("link speed", say.speed),
+    "duplex": ("duplex", say.fact),
+    "mtu": ("MTU", say.bytes_unit),
+    "jumbo_frames": ("jumbo frames", say.on_off),
+    "large_send": ("large_send (segmentation offload)", say.on_off),
+    "large_receive": ("large_receive (receive offload)", say.on_off),
+    "flow_control": ("flow control", say.flow_control),
+    "virtual": ("virtual adapter", say.fact),
+    "driver": ("driver / adapter", say.fact),
+    "counters_delta": ("errors and drops during the run", say.counters),
+    "counters": ("errors and drops since boot", say.counters),
 }
 
 
@@ -360,7 +277,7 @@ def _interfaces(result: dict[str, Any]) -> str:
         keys += [key for key in facts if key not in keys]
     rows = []
     for key in keys:
-        label, show = _INTERFACE_LABELS.get(key, (words(str(key)), _fact))
+        label, show = _INTERFACE_LABELS.get(key, (say.words(str(key)), say.fact))
         rows.append([_e(label)] + [_e(show(facts[key]) if key in facts else NOT_MEASURED) for facts in sides])
     return _table(["", "sender MSP", "receiver MSP"], rows, "facts")
 
@@ -375,7 +292,7 @@ def _lpm(result: dict[str, Any]) -> str:
         rows.append([_e(p.get("name", "?")), _e(shown(format_bytes, p.get("memory_bytes"))),
                      _e(f"{shown(format_bytes, p.get('dirty_rate_Bps'))}/s"),
                      _e(_duration(seconds) if seconds is not None else "never (does not converge)"),
-                     _e(_fact(p.get("passes"))),
+                     _e(say.fact(p.get("passes"))),
                      _e("none given" if window is None else _duration(window)),
                      _e("-" if fits is None else ("yes" if fits else "NO")),
                      _e(shown(format_rate_bps, p.get("required_bps"))
@@ -390,7 +307,7 @@ def _duration(seconds: float) -> str:
 
 def _busy(stream: dict[str, Any]) -> str:
     busy = number(stream.get("busy_us"))
-    return "-" if busy is None else _seconds(busy / 1e6)
+    return "-" if busy is None else say.seconds(busy / 1e6)
 
 
 def _limited(stream: dict[str, Any], key: str) -> str:
@@ -399,16 +316,16 @@ def _limited(stream: dict[str, Any], key: str) -> str:
 
 
 _STREAM_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
-    ("stream", lambda s: _fact(s.get("id", "?"))),
+    ("stream", lambda s: say.fact(s.get("id", "?"))),
     ("received", lambda s: shown(format_bytes, s.get("bytes"))),
     ("goodput", lambda s: shown(format_rate_bps, s.get("goodput_bps"))),
-    ("retransmitted segments", lambda s: _fact(s.get("retransmits")) if s.get("retransmits") is not None else "-"),
-    ("segments sent", lambda s: _fact(s.get("segments_out")) if s.get("segments_out") is not None else "-"),
-    ("RTT", lambda s: _ms(s.get("rtt_ms"))),
-    ("RTT variation", lambda s: _ms(s.get("rttvar_ms"))),
-    ("MSS (bytes)", lambda s: _fact(s.get("mss")) if s.get("mss") is not None else "-"),
-    ("path MTU (bytes)", lambda s: _fact(s.get("pmtu")) if s.get("pmtu") is not None else "-"),
-    ("congestion window (segments)", lambda s: _fact(s.get("cwnd")) if s.get("cwnd") is not None else "-"),
+    ("retransmitted segments", lambda s: say.fact(s.get("retransmits")) if s.get("retransmits") is not None else "-"),
+    ("segments sent", lambda s: say.fact(s.get("segments_out")) if s.get("segments_out") is not None else "-"),
+    ("RTT", lambda s: say.milliseconds(s.get("rtt_ms"))),
+    ("RTT variation", lambda s: say.milliseconds(s.get("rttvar_ms"))),
+    ("MSS (bytes)", lambda s: say.fact(s.get("mss")) if s.get("mss") is not None else "-"),
+    ("path MTU (bytes)", lambda s: say.fact(s.get("pmtu")) if s.get("pmtu") is not None else "-"),
+    ("congestion window (segments)", lambda s: say.fact(s.get("cwnd")) if s.get("cwnd") is not None else "-"),
     ("busy sending", _busy),
     ("limited by the receive window", lambda s: _limited(s, "rwnd_limited_us")),
     ("limited by the send buffer", lambda s: _limited(s, "sndbuf_limited_us")),
@@ -425,29 +342,29 @@ def _streams(result: dict[str, Any]) -> str:
 
 def _capabilities(value: Any) -> str:
     if not isinstance(value, dict):
-        return _fact(value)
+        return say.fact(value)
     available = value.get("available") if isinstance(value.get("available"), list) else []
     missing = value.get("missing") if isinstance(value.get("missing"), dict) else {}
-    can = ", ".join(words(str(name)) for name in available) or "none listed"
-    cannot = "; ".join(f"{words(str(name))}: {_fact(why)}" for name, why in missing.items())
+    can = ", ".join(say.words(str(name)) for name in available) or "none listed"
+    cannot = "; ".join(f"{say.words(str(name))}: {say.fact(why)}" for name, why in missing.items())
     return f"can: {can}" + (f"; cannot: {cannot}" if cannot else "")
 
 
 _HOST_LABELS: dict[str, tuple[str, Callable[[Any], str]]] = {
-    "host": ("host as given", _fact),
-    "address": ("address", _fact),
-    "hostname": ("host name", _fact),
-    "os": ("operating system", _fact),
-    "version": ("lpmbench version", _fact),
-    "dataplane": ("data plane", lambda v: {"c": "C", "python": "Python"}.get(str(v), _fact(v))),
-    "dataplane_fallback_reason": ("why not the C data plane", lambda v: "-" if v is None else _fact(v)),
-    "send_method": ("send method", lambda v: SEND_METHODS.get(str(v), _fact(v))),
-    "send_methods": ("send methods available", lambda v: _fact([SEND_METHODS.get(str(m), m) for m in v])
-                     if isinstance(v, list) else _fact(v)),
-    "event_loop": ("event loop", _fact),
-    "cpu_percent": ("CPU, whole host (mean over the run)", lambda v: f"{_fact(v)} %"),
-    "process_cpu_s": ("CPU time of the agent", _seconds),
-    "cpu_note": ("why CPU figures are missing", _fact),
+    "host": ("host as given", say.fact),
+    "address": ("address", say.fact),
+    "hostname": ("host name", say.fact),
+    "os": ("operating system", say.fact),
+    "version": ("lpmbench version", say.fact),
+    "dataplane": ("data plane", lambda v: {"c": "C", "python": "Python"}.get(str(v), say.fact(v))),
+    "dataplane_fallback_reason": ("why not the C data plane", lambda v: "-" if v is None else say.fact(v)),
+    "send_method": ("send method", lambda v: SEND_METHODS.get(str(v), say.fact(v))),
+    "send_methods": ("send methods available", lambda v: say.fact([SEND_METHODS.get(str(m), m) for m in v])
+                     if isinstance(v, list) else say.fact(v)),
+    "event_loop": ("event loop", say.fact),
+    "cpu_percent": ("CPU, whole host (mean over the run)", lambda v: f"{say.fact(v)} %"),
+    "process_cpu_s": ("CPU time of the agent", say.seconds),
+    "cpu_note": ("why CPU figures are missing", say.fact),
     "capabilities": ("what this platform can do", _capabilities),
 }
 
@@ -461,7 +378,7 @@ def _hosts(result: dict[str, Any]) -> str:
     for key in keys:
         if not any(key in side for side in sides):
             continue
-        label, show = _HOST_LABELS.get(key, (words(str(key)), _fact))
+        label, show = _HOST_LABELS.get(key, (say.words(str(key)), say.fact))
         rows.append([_e(label)] + [_e(show(side[key]) if key in side else "-") for side in sides])
     return _table(["", "sender (A)", "receiver (B)"], rows, "facts")
 
