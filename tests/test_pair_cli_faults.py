@@ -131,7 +131,6 @@ def test_an_html_path_that_cannot_be_written_is_refused_before_the_run(where: st
 
 
 def test_a_report_that_cannot_be_written_after_the_run_keeps_the_result(tmp_path: Path) -> None:
-    pytest.importorskip("plotly")
     folder, cwd = tmp_path / "reports", tmp_path / "cwd"
     folder.mkdir()
     cwd.mkdir()
