@@ -1,4 +1,5 @@
-"""Running the platform's own tools (ethtool, ip, lsattr, entstat, netstat) for the platform modules."""
+"""Running the platform's own tools (ethtool, ip, lsattr, entstat, netstat) and reading its text files (sysfs,
+procfs, cgroup) for the platform modules."""
 
 from __future__ import annotations
 
@@ -17,3 +18,13 @@ def run_tool(argv: list[str], timeout: float) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout if proc.returncode == 0 else None
+
+
+def read_text(path: str) -> str | None:
+    """A small text file (sysfs, procfs, cgroup), stripped; None when it is missing or unreadable (a sysfs speed
+    reads EINVAL while a link is down or on lo)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -23,19 +23,11 @@ import os
 import re
 from typing import Any
 
-from lpmbench.platform._tools import run_tool
+from lpmbench.platform._tools import read_text, run_tool
 
 SYS_NET = "/sys/class/net"
 PROC_BONDING = "/proc/net/bonding"
 _COMMAND_TIMEOUT_S = 10.0
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii") as handle:
-            return handle.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 # -- Linux bonds ---------------------------------------------------------------------------------------------
@@ -67,19 +59,19 @@ def _colon_fields(text: str) -> list[tuple[str, str]]:
 
 def bond_from_sysfs(base: str) -> dict[str, Any] | None:
     """A bond from /sys/class/net/BOND/bonding (when /proc/net/bonding is not readable)."""
-    slaves = _read(os.path.join(base, "bonding", "slaves"))
+    slaves = read_text(os.path.join(base, "bonding", "slaves"))
     if slaves is None:
         return None
-    active = _read(os.path.join(base, "bonding", "active_slave")) or ""
-    mode, policy = (_read(os.path.join(base, "bonding", n)) for n in ("mode", "xmit_hash_policy"))
-    members = [{"name": name, "up": _read(os.path.join(SYS_NET, name, "operstate")) == "up",
+    active = read_text(os.path.join(base, "bonding", "active_slave")) or ""
+    mode, policy = (read_text(os.path.join(base, "bonding", n)) for n in ("mode", "xmit_hash_policy"))
+    members = [{"name": name, "up": read_text(os.path.join(SYS_NET, name, "operstate")) == "up",
                 "role": "backup" if active and name != active else "active"} for name in slaves.split()]
     return {"kind": "bond", "mode": mode.split()[0] if mode else None,
             "hash_policy": policy.split()[0] if policy else None, "members": members}
 
 
 def linux_bond(name: str) -> dict[str, Any] | None:
-    text = _read(os.path.join(PROC_BONDING, name))
+    text = read_text(os.path.join(PROC_BONDING, name))
     if text:
         return parse_proc_bonding(text)
     return bond_from_sysfs(os.path.join(SYS_NET, name))
@@ -120,16 +112,16 @@ def linux_ecmp(address: str) -> dict[str, Any] | None:
     devices = parse_multipath(run_tool(["ip", "-j", family, "route", "show"], _COMMAND_TIMEOUT_S) or "", address)
     if len(devices) < 2:
         return None
-    policy = _read(f"/proc/sys/net/ipv{family[1]}/fib_multipath_hash_policy")
+    policy = read_text(f"/proc/sys/net/ipv{family[1]}/fib_multipath_hash_policy")
     return {"kind": "ecmp", "mode": None, "hash_policy": policy,
-            "members": [{"name": dev, "up": _read(os.path.join(SYS_NET, dev, "operstate")) in ("up", "unknown"),
+            "members": [{"name": dev, "up": read_text(os.path.join(SYS_NET, dev, "operstate")) in ("up", "unknown"),
                          "role": "active"} for dev in devices]}
 
 
 def linux_bytes(members: list[str]) -> dict[str, dict[str, int | None]]:
     out = {}
     for name in members:
-        values = {d: _read(os.path.join(SYS_NET, name, "statistics", f"{d}_bytes")) for d in ("tx", "rx")}
+        values = {d: read_text(os.path.join(SYS_NET, name, "statistics", f"{d}_bytes")) for d in ("tx", "rx")}
         out[name] = {d: int(v) if v and v.isdigit() else None for d, v in values.items()}
     return out
 

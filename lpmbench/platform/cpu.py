@@ -22,7 +22,7 @@ import platform
 import re
 from typing import Any
 
-from lpmbench.platform._tools import run_tool
+from lpmbench.platform._tools import read_text, run_tool
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
@@ -98,14 +98,6 @@ def parse_cfs(quota: str, period: str) -> float | None:
     return q / p if q > 0 and p > 0 else None
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii") as handle:
-            return handle.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _ancestors(path: str) -> list[str]:
     """"/a/b" -> ["/a/b", "/a", "/"]: a quota on any ancestor bounds the agent too."""
     parts = [p for p in path.split("/") if p and p != ".."]
@@ -118,15 +110,15 @@ def cgroup_quota(proc_cgroup: str, root: str = CGROUP_ROOT) -> tuple[float | Non
     paths = parse_proc_cgroup(proc_cgroup)
     found: list[tuple[float, str]] = []
     for path in _ancestors(paths["v2"]) if "v2" in paths else []:
-        text = _read(os.path.join(root, path.lstrip("/"), "cpu.max"))
+        text = read_text(os.path.join(root, path.lstrip("/"), "cpu.max"))
         quota = parse_cpu_max(text) if text else None
         if quota is not None:
             found.append((quota, f"cgroup v2 cpu.max of {path}"))
     for mount in ("cpu,cpuacct", "cpu"):
         for path in _ancestors(paths["v1"]) if "v1" in paths else []:
             base = os.path.join(root, mount, path.lstrip("/"))
-            quota = parse_cfs(_read(os.path.join(base, "cpu.cfs_quota_us")) or "",
-                              _read(os.path.join(base, "cpu.cfs_period_us")) or "")
+            quota = parse_cfs(read_text(os.path.join(base, "cpu.cfs_quota_us")) or "",
+                              read_text(os.path.join(base, "cpu.cfs_period_us")) or "")
             if quota is not None:
                 found.append((quota, f"cgroup v1 cpu.cfs_quota_us of {path}"))
     return min(found) if found else (None, None)
@@ -139,7 +131,7 @@ def _logical_cpus() -> int | None:
 
 def _machine_id() -> str | None:
     for path in MACHINE_ID_FILES:
-        value = _read(path)
+        value = read_text(path)
         if value:
             return value
     return None
@@ -147,7 +139,7 @@ def _machine_id() -> str | None:
 
 def linux_cpu_facts() -> dict[str, Any]:
     cpus = _logical_cpus()
-    quota, source = cgroup_quota(_read("/proc/self/cgroup") or "")
+    quota, source = cgroup_quota(read_text("/proc/self/cgroup") or "")
     limit = min(float(cpus), quota) if cpus and quota else (quota or (float(cpus) if cpus else None))
     return {"source": source or "CPU count", "logical_cpus": cpus, "quota_cores": quota,
             "limit_cores": round(limit, 3) if limit else None, "host_id": _machine_id()}

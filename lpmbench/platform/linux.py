@@ -16,7 +16,7 @@ import re
 import socket
 from typing import Any
 
-from lpmbench.platform._tools import run_tool
+from lpmbench.platform._tools import read_text, run_tool
 
 __all__ = ["counters_snapshot", "interface_facts", "os_name", "route_interface",
            "tcp_system_counters"]
@@ -37,15 +37,6 @@ _VIRTUAL_DRIVERS = frozenset({"veth", "bridge", "loopback", "tun", "dummy", "mac
 # -- running tools -----------------------------------------------------------------------------
 def _run_tool(argv: list[str]) -> str | None:
     return run_tool(argv, _COMMAND_TIMEOUT_S)
-
-
-def _read_sys(path: str) -> str | None:
-    """A sysfs value, or None (e.g. speed reads EINVAL while a link is down or on lo)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            return handle.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _check_ifname(name: str) -> str:
@@ -165,7 +156,7 @@ def counters_snapshot(name: str) -> dict[str, int]:
     _check_ifname(name)
     counters = {}
     for counter in COUNTER_NAMES:
-        value = _read_sys(os.path.join(SYS_NET, name, "statistics", counter))
+        value = read_text(os.path.join(SYS_NET, name, "statistics", counter))
         counters[counter] = int(value) if value and value.isdigit() else 0
     return counters
 
@@ -178,9 +169,9 @@ def interface_facts(name: str) -> dict[str, Any]:
     pause_text = _run_tool(["ethtool", "-a", name])
     driver_text = _run_tool(["ethtool", "-i", name])
     driver = parse_ethtool_driver(driver_text) if driver_text else None
-    mtu = _int_or_none(_read_sys(os.path.join(base, "mtu")))
-    speed = _int_or_none(_read_sys(os.path.join(base, "speed")))
-    duplex = _read_sys(os.path.join(base, "duplex"))
+    mtu = _int_or_none(read_text(os.path.join(base, "mtu")))
+    speed = _int_or_none(read_text(os.path.join(base, "speed")))
+    duplex = read_text(os.path.join(base, "duplex"))
     return {
         "name": name,
         "speed_mbps": speed if speed is not None and speed > 0 else None,
