@@ -79,7 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "jumbo frames end to end", words=("disagree on the MTU",),
              ports={"a": JUMBO, "b": PortSpec(host_mtu=1500, switch_mtu=9000)}),
     Scenario("bottleneck-1g", "a 1 Gb bottleneck with a shallow queue behind a faster sender",
-             "the switch port to host b shaped to 1 Gbit/s (tbf) with a 30 kB queue; the sender uncapped",
+             "host b's link shaped to 1 Gbit/s (tbf, both ends) with a 30 kB queue; the sender's link unshaped",
              "retransmit rate", words=("pattern of a bottleneck",),
              ports={"a": JUMBO, "b": PortSpec(host_mtu=9000, rate_bps=1_000_000_000, queue_bytes=30_000)}),
     Scenario("loss-1pct", "1 % random frame loss",
