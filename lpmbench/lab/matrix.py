@@ -311,7 +311,7 @@ def judge(scenario: Scenario, result: dict[str, Any]) -> dict[str, Any]:
     head_ok = (first is None) if scenario.expected is None else (
         first is not None and first["check"] == scenario.expected
         and all(word in first["sentence"] for word in scenario.words))
-    return {"scenario": scenario.name, "cause": scenario.cause, "expected": scenario.expected,
+    return {"scenario": scenario.name, "cause": scenario.cause, "how": scenario.how, "expected": scenario.expected,
             "headline": None if first is None else {"check": first["check"], "status": first["status"],
                                                     "sentence": first["sentence"]},
             "others": [f"{f['status'].upper()} {f['check']}" for f in others], "wrong_fails": wrong_fails,
