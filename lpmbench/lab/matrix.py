@@ -383,6 +383,15 @@ def run_matrix(names: Sequence[str] = (), progress: Any = None, save: Optional[s
     return outcomes
 
 
+def add_parser(sub: Any) -> None:
+    """The ``matrix`` subcommand on the lab's command line (``sub``: its argparse subparsers)."""
+    matrix = sub.add_parser("matrix", help="run the diagnosis matrix (lpmbench.lab.matrix): one fault per "
+                                           "scenario, the headline must name it")
+    matrix.add_argument("--only", action="append", default=[], metavar="SCENARIO", help="run only these scenarios")
+    matrix.add_argument("--json", action="store_true", help="the outcomes as JSON instead of a table")
+    matrix.add_argument("--save", metavar="DIR", help="write each scenario's result document to DIR/SCENARIO.json")
+
+
 def main(names: Sequence[str], as_json: bool, save: Optional[str] = None) -> int:
     """``python -m lpmbench.lab matrix``: 0 when every scenario is right, 1 when one is not, 2 on a lab error."""
     import json
@@ -402,3 +411,12 @@ def main(names: Sequence[str], as_json: bool, save: Optional[str] = None) -> int
     else:
         print(table(outcomes))
     return 0 if all(o["right"] for o in outcomes if o["scored"]) else 1
+
+
+if __name__ == "__main__":  # python -m lpmbench.lab.matrix [--only NAME] [--json] [--save DIR]
+    import argparse
+
+    _parser = argparse.ArgumentParser(prog="python -m lpmbench.lab.matrix", description=__doc__.split("\n")[0])
+    add_parser(_parser.add_subparsers(dest="command", required=True))
+    _args = _parser.parse_args(["matrix", *sys.argv[1:]])
+    sys.exit(main(_args.only, _args.json, _args.save))

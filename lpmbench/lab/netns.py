@@ -391,11 +391,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     down.add_argument("--name", default="manual")
     down.add_argument("--all", action="store_true", help="every lpmb-* namespace")
     sub.add_parser("status", help="list lab namespaces")
-    matrix = sub.add_parser("matrix", help="run the diagnosis matrix (lpmbench.lab.matrix): one fault per "
-                                           "scenario, the headline must name it")
-    matrix.add_argument("--only", action="append", default=[], metavar="SCENARIO", help="run only these scenarios")
-    matrix.add_argument("--json", action="store_true", help="the outcomes as JSON instead of a table")
-    matrix.add_argument("--save", metavar="DIR", help="write each scenario's result document to DIR/SCENARIO.json")
     return parser.parse_args(argv)
 
 
@@ -409,10 +404,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in list_lab_namespaces():
             print(name)
         return 0
-    if args.command == "matrix":
-        from lpmbench.lab import matrix  # the matrix builds on this module
-
-        return matrix.main(args.only, args.json, args.save)
     if args.command == "down":
         targets = list_lab_namespaces() if args.all else [Lab(name=args.name).netns(h)
                                                           for h in (SWITCH, *HOSTS)]
