@@ -11,7 +11,7 @@ from typing import Any, Optional
 import pytest
 from test_checks import ROW_ARGS, assert_row, row
 
-from lpmbench.analysis.checks import FAIL, PASS, UNKNOWN, WARN, aggregate, cpu, mover, reach
+from lpmbench.analysis.checks import FAIL, INFO, PASS, UNKNOWN, WARN, aggregate, cpu, mover, reach
 
 
 def pair(sender: Optional[dict[str, Any]] = None, receiver: Optional[dict[str, Any]] = None,
@@ -122,6 +122,16 @@ def cpu_run(tx_process_s: Optional[float], tx_busy: Optional[float], efficiency:
     return result
 
 
+def rx_saturated(tiny_window: bool) -> dict[str, Any]:
+    """A receiver out of CPU on a window-limited jumbo path, its streams at MSS 2048 (a 4 KiB window) or full."""
+    result = cpu_run(3.0, 40.0, 0.07)
+    result["receiver"].update(process_cpu_s=19.8)
+    mss = 2048 if tiny_window else 8948
+    result["path"] = {"mtu": 9000, "sender_mtu": 9000, "receiver_mtu": 9000}
+    result["streams"] = [{"id": 0, "mss": mss, "bytes": 10**9, "busy_us": 10**6, "rwnd_limited_us": 8 * 10**5}]
+    return result
+
+
 CPU_ROWS = [
     row(cpu.msp_cpu_check, cpu_run(9.8, 99.0, 0.43), FAIL,
         ("sender msp-a used 0.99 of 1.00 processors", "out of CPU while the link had room", "43%"),
@@ -141,6 +151,12 @@ CPU_ROWS = [
     row(cpu.msp_cpu_check, {**cpu_run(9.8, 99.0, 0.43), "interfaces": {"sender": {"name": "lo"}}}, UNKNOWN,
         ("one host",), id="cpu-loopback"),
     row(cpu.msp_cpu_check, pair(duration_s=10.0), UNKNOWN, ("not known on either MSP",), id="cpu-no-figures"),
+    # Issue 19: a receive window of a few KiB makes the receiver spend its CPU per read; the buffer is the fix.
+    row(cpu.msp_cpu_check, rx_saturated(tiny_window=True), INFO,
+        ("receiver msp-b used 1.98 of 2.00", "window of only about 4096 bytes", "what limited the streams"),
+        absent=("entitled capacity",), id="cpu-receiver-starved-by-a-tiny-window"),
+    row(cpu.msp_cpu_check, rx_saturated(tiny_window=False), FAIL, ("receiver msp-b used 1.98 of 2.00",),
+        ("entitled capacity",), id="cpu-receiver-starved-with-full-mss"),
 ]
 
 

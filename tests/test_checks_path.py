@@ -31,6 +31,13 @@ def limited(rwnd_us: int, sndbuf_us: int, busy_us: int = 1_000_000) -> dict[str,
     return {"streams": [{"id": 0, **half}, {"id": 1, **half}]}
 
 
+def window_limited(mss: int, rwnd_share: float = 0.8) -> dict[str, Any]:
+    """Two streams at one MSS, limited by the receive window for ``rwnd_share`` of their busy time."""
+    entry = {"mss": mss, "bytes": 10**9, "busy_us": 1_000_000, "rwnd_limited_us": int(rwnd_share * 1_000_000),
+             "sndbuf_limited_us": 0}
+    return {"streams": [{"id": 0, **entry}, {"id": 1, **entry}]}
+
+
 def compared(jumbo_mss: int | None, standard_mss: int | None, gain: float | None, cpu: float | None = None,
              partial: str = "") -> dict[str, Any]:
     def side(mss: int | None, name: str) -> dict[str, Any]:
@@ -59,6 +66,16 @@ ROWS = [
     row(path.jumbo_check, mtus(9000, 9000, 9000, mss=1448), WARN, ("MSS 1448", "clamps"), ("MSS clamping",),
         id="jumbo-mss-clamped"),
     row(path.jumbo_check, mtus(9000, 9000, 9000, mss=8948), PASS, ("9000-byte jumbo", "MSS 8948"), id="jumbo-pass"),
+    # Issue 19: a receive window of a few KiB shrinks the MSS to half of it; the buffer is named, not a firewall.
+    row(path.jumbo_check, {**mtus(9000, 9000, 9000), **window_limited(2048)}, WARN,
+        ("MSS 2048 because", "window of only about 4096 bytes", "receive buffer is tiny", "what limited the streams"),
+        ("tcp_rmem", "MSS grows with the window"), absent=("firewall", "tcp_mssdflt", "clamping"),
+        id="jumbo-mss-of-a-small-window"),
+    row(path.jumbo_check, {**mtus(9000, 9000, 9000), **window_limited(2048, rwnd_share=0.1)}, WARN,
+        ("MSS 2048", "clamps"), ("MSS clamping",), absent=("window",), id="jumbo-small-mss-without-window-limit"),
+    row(path.jumbo_check, {**mtus(None, 9000, 9000, probe_unsupported=NO_DF), **window_limited(2048)}, WARN,
+        ("MSS 2048", "window of only about 4096 bytes"), ("tcp_rmem",), absent=("firewall", "clamping"),
+        id="no-probe-mss-of-a-small-window"),
     # A platform that cannot probe (AIX): the interfaces and TCP's own evidence, never a PASS from the interfaces.
     row(path.jumbo_check, mtus(None, 9000, 9000, probe_unsupported=NO_DF), UNKNOWN, ("no TCP evidence", NO_DF),
         ("run longer",), id="no-probe-no-evidence"),
@@ -107,6 +124,11 @@ ROWS = [
         ("tcp_recvspace", "tcp_rmem"), absent=("tcp_sendspace",), id="limits-rwnd"),
     row(path.stream_limits_check, limited(0, 400_000), WARN, ("the sender's buffer", "send buffer 40%"),
         ("tcp_sendspace", "tcp_wmem"), absent=("tcp_recvspace",), id="limits-sndbuf"),
+    row(path.stream_limits_check, {**mtus(9000, 9000, 9000), **window_limited(2048)}, WARN,
+        ("the receiver's window held", "window of only about 4096 bytes", "receive buffer is tiny"),
+        ("tcp_rmem",), absent=("short of CPU",), id="limits-rwnd-tiny-window-names-the-buffer"),
+    row(path.stream_limits_check, {**mtus(9000, 9000, 9000), **window_limited(8948)}, WARN,
+        ("the receiver's window",), ("short of CPU",), absent=("about",), id="limits-rwnd-full-mss-could-be-cpu"),
     row(path.stream_limits_check, limited(300_000, 400_000), WARN, ("the receiver's window", "the sender's buffer"),
         ("tcp_recvspace", "tcp_sendspace"), id="limits-rwnd-and-sndbuf"),
     # Goodput against the wire limit: WARN below 70 %.

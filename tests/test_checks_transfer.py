@@ -19,6 +19,12 @@ def streams(*entries: dict[str, Any]) -> dict[str, Any]:
     return {"streams": [{"id": i, **entry} for i, entry in enumerate(entries)]}
 
 
+def moved(efficiency: float, rwnd_us: int = 0) -> dict[str, Any]:
+    """Streams that moved data at ``efficiency`` of the wire limit, window-limited for ``rwnd_us`` of 1 s."""
+    entry = {"bytes": 10**9, "busy_us": 1_000_000, "rwnd_limited_us": rwnd_us, "sndbuf_limited_us": 0}
+    return {"efficiency": efficiency, "wire_limit_bps": 9.9e9, **streams(entry, entry)}
+
+
 FIREWALL = "firewall"
 EMFILE = "sender a: cannot open data streams to b:32770: [Errno 24] Too many open files"
 REFUSED = "cannot open data streams to b:32770: [Errno 111] Connection refused"
@@ -32,6 +38,17 @@ ROWS = [
     row(transfer.retransmit_check, retrans(999), WARN, ("0.999%",), ("jumbo",), id="retransmits-just-under-fail"),
     row(transfer.retransmit_check, retrans(1000), FAIL, ("1.000%", "fail at 1.0%"), ("flow control",),
         id="retransmits-at-fail"),
+    # Issue 19: a policer looks like loss. Dropped while far below the link and free of window limits: a
+    # bottleneck; dropped while the link stayed full: random loss. Neither when the window held the streams.
+    row(transfer.retransmit_check, {**retrans(2000), **moved(0.09)}, FAIL, ("pattern of a bottleneck", "9%",
+                                                                           "policer"), ("flow control",),
+        absent=("at random",), id="retransmits-bottleneck-pattern"),
+    row(transfer.retransmit_check, {**retrans(1100), **moved(1.2)}, FAIL, ("lost at random",),
+        absent=("pattern of a bottleneck",), id="retransmits-random-loss-pattern"),
+    row(transfer.retransmit_check, {**retrans(300), **moved(0.07, rwnd_us=800_000)}, WARN, ("0.300%",),
+        absent=("bottleneck", "at random"), id="retransmits-window-limited-no-pattern"),
+    row(transfer.retransmit_check, {**retrans(300), **moved(0.8)}, WARN, ("0.300%",),
+        absent=("bottleneck", "at random"), id="retransmits-between-patterns"),
     row(transfer.retransmit_check, retrans(None), UNKNOWN, ("no per-socket",), ("netstat -s",),
         id="retransmits-unknown"),
     # Run completed.

@@ -135,3 +135,51 @@ def test_a_cpu_starved_msp_heads_the_slow_streams_it_causes():
                          check("MSP CPU headroom", "warn", "the sender used 0.3 of its 0.3 cores")]}
     assert names(headline.build(result)) == ["MSP CPU headroom", "what limited the streams",
                                              "goodput against the wire limit"]
+
+
+def refinalized(name: str) -> dict:
+    """A saved lab run with its checks computed again by today's rules."""
+    result = load(name)
+    result.pop("headline", None)
+    return results.finalize(result)
+
+
+def test_a_tiny_receive_buffer_heads_and_the_mss_it_shrank_names_it_not_a_firewall():
+    # Issue 19's example, as the lab ran it: tcp_rmem max 8 KiB on the receiver of a 9000-byte path.
+    result = refinalized("lab-rmem-8k.json")
+    head, checks = headline.build(result), {c["name"]: c for c in result["checks"]}
+    lab_artefacts = ("large_send and large_receive on", "IP on a physical adapter")
+    first = [f for f in head["findings"] if f["check"] not in lab_artefacts][0]
+    assert first["check"] == "what limited the streams" and "receive buffer is tiny" in first["sentence"]
+    jumbo = checks["jumbo frames end to end"]
+    assert "because the receiver advertised a window of only about" in jumbo["detail"], jumbo
+    assert "firewall" not in jumbo["detail"] + jumbo["remedy"] and "tcp_rmem" in jumbo["remedy"]
+    # The receiver burned its CPU on reads of a few KiB: a note, not the fix.
+    assert checks["MSP CPU headroom"]["status"] == "info", checks["MSP CPU headroom"]
+    assert not [f for f in head["findings"] if f["status"] == "fail"]
+
+
+def test_a_cpu_starved_sender_heads_and_the_slow_goodput_names_it():
+    result = refinalized("lab-cpu-starved.json")
+    head = headline.build(result)
+    assert head["findings"][0]["check"] == "MSP CPU headroom" and "out of CPU" in head["findings"][0]["sentence"]
+    goodput = {c["name"]: c for c in result["checks"]}["goodput against the wire limit"]
+    assert goodput["status"] == "pass" or "see 'MSP CPU headroom'" in goodput["detail"]
+
+
+def test_a_blocked_port_range_heads_and_every_other_fail_names_it():
+    result = refinalized("lab-ports-blocked.json")
+    head = headline.build(result)
+    assert head["findings"][0]["check"] == "LPM port range reachable"
+    other_fails = [c for c in result["checks"] if c["status"] == "fail" and c["name"] != "LPM port range reachable"]
+    assert other_fails and all("see 'LPM port range reachable'" in c["detail"] for c in other_fails)
+    assert {c["name"]: c for c in result["checks"]}["retransmit rate"]["status"] != "fail"
+
+
+def test_a_black_hole_heads_and_its_symptoms_name_it():
+    result = refinalized("lab-jumbo-black-hole.json")
+    head = headline.build(result)
+    assert head["findings"][0]["check"] == "jumbo frames end to end"
+    symptoms = [c for c in result["checks"] if c["name"] in ("retransmit rate", "all streams moved data",
+                                                             "goodput against the wire limit")]
+    assert len(symptoms) == 3 and all("see 'jumbo frames end to end'" in c["detail"] for c in symptoms), symptoms

@@ -7,7 +7,10 @@ HTML, JSON) leads with this, so an admin never has to find the one FAIL in the f
 Order: FAIL before WARN; within a status, checks that name a root cause (a blocked port range, a receive
 window, a black hole, a speed mismatch) before the checks that see its symptoms (retransmits, a stall, low
 goodput, a partition that does not converge), so the first line is the thing to fix first. The order is a
-fixed table (``PRIORITY``), the same for every run, so two runs of one fault give the same headline.
+fixed table (``PRIORITY``), the same for every run, so two runs of one fault give the same headline. A symptom
+never needs to outrank its cause here: the checks already name the cause that explains a symptom
+(:mod:`lpmbench.analysis.checks.explain`), and a symptom that would fail where its cause only warns says so with
+a note instead (a receiver's CPU spent on a tiny window). docs/diagnosis.md measures the result on the lab.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from lpmbench.analysis.checks import aggregate, cpu, lpm, mover, nic, path, reach, redundancy, transfer
+from lpmbench.analysis.checks import aggregate, cpu, explain, lpm, mover, nic, path, reach, redundancy, transfer
 from lpmbench.analysis.checks.base import FAIL, INFO, PASS, UNKNOWN, WARN, Check, check, overall
 
 __all__ = ["FAIL", "INFO", "PASS", "UNKNOWN", "WARN", "Check", "RULES", "check", "evaluate", "overall"]
@@ -27,6 +27,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def evaluate(result: dict[str, Any]) -> list[Check]:
-    """Every rule that applies, in order, then one check per partition given with --lpar."""
+    """Every rule that applies, in order, then one check per partition given with --lpar; each symptom that
+    another check's finding explains names it (:mod:`.explain`)."""
     checks = [c for c in (rule(result) for rule in RULES) if c is not None]
-    return checks + lpm.lpm_checks(result)
+    return explain.explain(checks + lpm.lpm_checks(result))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
+from lpmbench.analysis.checks.base import FAIL, INFO, PASS, UNKNOWN, WARN, check
+from lpmbench.analysis.checks.causes import tiny_window, window_text
 from lpmbench.analysis.checks.msp import ROLES, host_label, msp_fact, number
 from lpmbench.analysis.wire import on_loopback
 
@@ -84,6 +85,13 @@ def msp_cpu_check(result: dict[str, Any]) -> dict[str, str]:
     figures = "; ".join(f"{host_label(result, role)} used {use['used_cores']:.2f} of {use['limit_cores']:.2f} "
                         f"processors" for role, use in known)
     saturated = [(role, use) for role, use in known if use["utilisation"] >= SATURATED]
+    window = tiny_window(result)
+    if window and [role for role, _ in saturated] == ["receiver"]:
+        # A window of a few KiB hands the receiver a few KiB per read: it spends its CPU on per-read work, and
+        # would do so with any entitlement. The buffer is the fix (issue 19: the first finding is the cause).
+        return check(NAME, INFO, f"{figures}: the receiver ran out of CPU because {window_text(window)}: each read "
+                                 f"returns a few KiB, so it spends its CPU per read; raise its TCP receive buffer "
+                                 f"first (see 'what limited the streams')", "")
     room, efficiency = _link_room(result), number(result.get("efficiency")) or 0.0
     if saturated and room:
         status = FAIL if efficiency < FAR_BELOW_WIRE else WARN

@@ -10,14 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
+from lpmbench.analysis.checks.causes import LIMITED_WARN_FRACTION, limited_share, tiny_window, window_text
 from lpmbench.analysis.checks.transfer import cap_set_the_pace, rate_cap_text
 from lpmbench.analysis.wire import JUMBO_MTU, MSS_HEADROOM, STANDARD_MTU, on_loopback
 
 # A black hole lets the handshake and the first small segments through, then nothing full-size: a stream that
 # moved this many full-size segments before stalling crossed the path with them.
 BLACK_HOLE_MAX_SEGMENTS = 10
-LIMITED_WARN_FRACTION = 0.2  # share of busy time a stream spent limited by a window or buffer
 EFFICIENCY_WARN = 0.7  # goodput below 70 % of the wire limit: something other than the wire limits
+RWND_BUFFER_REMEDY = ("raise the receiver's TCP buffers (Linux: sysctl net.ipv4.tcp_rmem max; AIX/VIOS: no -o "
+                      "tcp_recvspace, rfc1323=1)")
+RWND_REMEDY = f"{RWND_BUFFER_REMEDY}, or the receiving MSP is short of CPU"
+SNDBUF_REMEDY = "raise the sender's TCP buffers (Linux: sysctl net.ipv4.tcp_wmem max; AIX/VIOS: no -o tcp_sendspace)"
 
 
 def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
@@ -38,7 +42,7 @@ def jumbo_check(result: dict[str, Any]) -> dict[str, str]:
                      "set the same MTU on both MSPs (VIOS: jumbo_frames=yes on both adapters and SEAs)")
     if probed >= JUMBO_MTU:
         mss = [s["mss"] for s in result.get("streams", []) if isinstance(s.get("mss"), int)]
-        return _jumbo_path(name, probed, mss, path.get("mtu_source") == "tcp evidence")
+        return _jumbo_path(name, probed, mss, path.get("mtu_source") == "tcp evidence", tiny_window(result))
     frames = "standard frames only" if probed <= STANDARD_MTU else f"frames of at most {probed} bytes, below jumbo size"
     return check(name, WARN, f"{frames} (path MTU {probed}); jumbo frames raise LPM throughput and cut CPU per GB "
                              f"moved",
@@ -68,8 +72,12 @@ def _path_below_interfaces(name: str, path: dict[str, Any]) -> dict[str, str]:
                  f"let ICMP 'fragmentation needed' through so TCP can adapt, or lower both MSPs to {probed} ({lower})")
 
 
-def _jumbo_path(name: str, probed: int, mss: list[int], from_tcp: bool = False) -> dict[str, str]:
+def _jumbo_path(name: str, probed: int, mss: list[int], from_tcp: bool = False,
+                window: tuple[int, int] | None = None) -> dict[str, str]:
     """The path passes jumbo frames: did the streams use them? (MSS unknown without TCP_INFO: not judged.)"""
+    if mss and min(mss) < JUMBO_MTU - 100 and window:
+        return _mss_of_a_small_window(name, f"the path passes {probed}-byte packets but the streams used MSS "
+                                            f"{min(mss)}", window)
     if mss and min(mss) < JUMBO_MTU - 100:
         return check(name, WARN, f"the path passes {probed}-byte packets but the streams used MSS {min(mss)}: "
                                  f"something clamps the MSS (a firewall or tcp_mssdflt)",
@@ -80,6 +88,13 @@ def _jumbo_path(name: str, probed: int, mss: list[int], from_tcp: bool = False) 
                                  f"evidence; this platform cannot run the UDP path probe)")
     used = f"; the streams used MSS {min(mss)}" if mss else ""
     return check(name, PASS, f"the path passes {probed}-byte jumbo frames end to end{used}")
+
+
+def _mss_of_a_small_window(name: str, seen: str, window: tuple[int, int]) -> dict[str, str]:
+    """A small MSS that the receiver's window explains: name the buffer, not a firewall (issue 19)."""
+    return check(name, WARN, f"{seen} because {window_text(window)}: the receiving MSP's TCP receive buffer is "
+                             f"tiny, nothing on the path clamps the MSS (see 'what limited the streams')",
+                 f"{RWND_BUFFER_REMEDY}; the MSS grows with the window")
 
 
 def _without_probe(name: str, result: dict[str, Any], path: dict[str, Any]) -> dict[str, str]:
@@ -102,6 +117,10 @@ def _without_probe(name: str, result: dict[str, Any], path: dict[str, Any]) -> d
     if result.get("stalled"):
         return _stall_without_probe(name, streams, tx_mtu, reason)
     mss = [s["mss"] for s in streams if isinstance(s.get("mss"), int)]
+    window = tiny_window(result)
+    if mss and len(mss) == len(streams) and min(mss) < tx_mtu - MSS_HEADROOM and window:
+        return _mss_of_a_small_window(name, f"the streams used MSS {min(mss)}, below what the MSPs' MTU {tx_mtu} "
+                                            f"allows,", window)
     if mss and len(mss) == len(streams) and min(mss) < tx_mtu - MSS_HEADROOM:
         return check(name, WARN, f"the streams used MSS {min(mss)}, below what the MSPs' MTU {tx_mtu} allows: "
                                  f"something on the path limits segments (an MSS clamp, or a smaller MTU that TCP "
@@ -155,27 +174,23 @@ def stall_check(result: dict[str, Any]) -> dict[str, str] | None:
                  "receiving MSP that stopped reading (CPU, memory); LPM would stall the same way")
 
 
-RWND_REMEDY = ("raise the receiver's TCP buffers (Linux: sysctl net.ipv4.tcp_rmem max; AIX/VIOS: no -o "
-               "tcp_recvspace, rfc1323=1), or the receiving MSP is short of CPU")
-SNDBUF_REMEDY = "raise the sender's TCP buffers (Linux: sysctl net.ipv4.tcp_wmem max; AIX/VIOS: no -o tcp_sendspace)"
-
-
-def _total(streams: list[dict[str, Any]], key: str) -> int:
-    return sum(s.get(key) or 0 for s in streams)
 
 
 def stream_limits_check(result: dict[str, Any]) -> dict[str, str]:
     """Why streams were slow: receive window, send buffer (both can), or the network (congestion)."""
     name = "what limited the streams"
-    streams = result.get("streams", [])
-    busy = _total(streams, "busy_us")
-    if not busy:
+    rwnd, sndbuf = limited_share(result, "rwnd_limited_us"), limited_share(result, "sndbuf_limited_us")
+    if rwnd is None or sndbuf is None:
         return check(name, UNKNOWN, "no TCP_INFO busy times (not Linux)")
-    rwnd, sndbuf = _total(streams, "rwnd_limited_us") / busy, _total(streams, "sndbuf_limited_us") / busy
     shares = f"receive window {rwnd:.0%}, send buffer {sndbuf:.0%} of busy time"
     limits = [(what, remedy) for what, share, remedy in (("the receiver's window", rwnd, RWND_REMEDY),
                                                          ("the sender's buffer", sndbuf, SNDBUF_REMEDY))
               if share >= LIMITED_WARN_FRACTION]
+    window = tiny_window(result)
+    if window:  # the window also shrank the MSS: its size is known, and it is the buffer, not the CPU
+        return check(name, WARN, f"{' and '.join(w for w, _ in limits)} held the streams back ({shares}): "
+                                 f"{window_text(window)}, so the receiving MSP's TCP receive buffer is tiny",
+                     "; ".join(RWND_BUFFER_REMEDY if r == RWND_REMEDY else r for _, r in limits))
     if limits:
         return check(name, WARN, f"{' and '.join(w for w, _ in limits)} held the streams back ({shares})",
                      "; ".join(r for _, r in limits))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from lpmbench.analysis.checks.base import FAIL, PASS, UNKNOWN, WARN, check
+from lpmbench.analysis.checks.causes import LIMITED_WARN_FRACTION, limited_share
 from lpmbench.analysis.units import finite_or_none, format_rate_bps
 
 # Retransmitted segments / segments sent. A dedicated LPM network retransmits next to nothing; IBM names
@@ -31,10 +32,34 @@ def retransmit_check(result: dict[str, Any]) -> dict[str, str]:
               "flow control on the switch port of the slower side), a jumbo-frame mismatch, or a faulty "
               "cable / SFP; check NIC error counters (entstat -d entX on VIOS, ethtool -S on Linux)")
     if rate >= RETRANSMIT_FAIL:
-        return check(name, FAIL, detail + f" (fail at {RETRANSMIT_FAIL:.1%})", remedy)
+        return check(name, FAIL, detail + f" (fail at {RETRANSMIT_FAIL:.1%}){_loss_pattern(result)}", remedy)
     if rate >= RETRANSMIT_WARN:
-        return check(name, WARN, detail + f" (warn at {RETRANSMIT_WARN:.1%})", remedy)
+        return check(name, WARN, detail + f" (warn at {RETRANSMIT_WARN:.1%}){_loss_pattern(result)}", remedy)
     return check(name, PASS, detail)
+
+
+BOTTLENECK_EFFICIENCY = 0.7  # goodput below 70 % of the wire limit while dropping: a bottleneck's pattern
+LINK_FULL = 0.9  # goodput at 90 % of the wire limit or more while dropping: random loss, not a bottleneck
+
+
+def _loss_pattern(result: dict[str, Any]) -> str:
+    """What the losses look like (issue 19: a policer looks like loss). Segments dropped while the streams, free
+    of window and buffer limits, stayed far below what the slowest link carries: something on the path drops
+    what the sender sends beyond its rate. Dropped while the link stayed full: frames lost at random."""
+    efficiency = finite_or_none(result.get("efficiency"))
+    streams = result.get("streams") or []
+    moved = bool(streams) and all(s.get("bytes") for s in streams) and not result.get("stalled")
+    if efficiency is None or not moved or cap_set_the_pace(result):
+        return ""
+    held = [limited_share(result, key) for key in ("rwnd_limited_us", "sndbuf_limited_us")]
+    if efficiency < BOTTLENECK_EFFICIENCY and all(h is not None and h < LIMITED_WARN_FRACTION for h in held):
+        return (f"; goodput stayed at {efficiency:.0%} of what the slowest link carries though no window or buffer "
+                f"held the streams back: the pattern of a bottleneck, a slower link, shaper or policer on the path "
+                f"that drops what the sender sends beyond its rate (as a 10 Gb MSP feeding a 1 Gb one)")
+    if efficiency >= LINK_FULL:
+        return ("; the link stayed full meanwhile: the pattern of frames lost at random (a cable, an SFP, a NIC), "
+                "not of a bottleneck")
+    return ""
 
 
 # A run whose goodput reached this share of its send-rate cap was held at the cap (pacing keeps a capped run
