@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from lpmbench.lab import matrix
 from lpmbench.lab.ecmp import EcmpLab
 from lpmbench.lab.netns import HOSTS, SWITCH, Lab, LabError, PortSpec, _run, list_lab_namespaces
 
@@ -34,6 +35,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     down.add_argument("--name", default="manual")
     down.add_argument("--all", action="store_true", help="every lpmb-* namespace")
     sub.add_parser("status", help="list lab namespaces")
+    matrix.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -47,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in list_lab_namespaces():
             print(name)
         return 0
+    if args.command == "matrix":
+        return matrix.main(args.only, args.json, args.save)
     if args.command == "down":
         targets = list_lab_namespaces() if args.all else [Lab(name=args.name).netns(h)
                                                           for h in (SWITCH, *HOSTS)]
