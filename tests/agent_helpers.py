@@ -47,13 +47,15 @@ class AgentProcess:
     """
 
     def __init__(self, bind: str, key_file: str | None, log_dir: Path, *, netns: str | None = None,
-                 extra: Sequence[str] = (), personality: str | None = None) -> None:
+                 extra: Sequence[str] = (), personality: str | None = None,
+                 data_ports: str | None = "0-0") -> None:
         self.bind = bind
         key_args = ["--key-file", key_file] if key_file else []
         # personality "aix": the agent runs as on a VIOS (lpmbench.lab.aix), on the Linux kernel underneath.
         module = {None: "lpmbench", "aix": "lpmbench.lab.aix"}[personality]
-        argv = [sys.executable, "-m", module, "agent", "--bind", bind, "--port", "0", *key_args,
-                "--data-ports", "0-0", "--metrics-port", "0", *extra]
+        ports = ["--data-ports", data_ports] if data_ports is not None else []  # None: the agent's own default
+        argv = [sys.executable, "-m", module, "agent", "--bind", bind, "--port", "0", *key_args, *ports,
+                "--metrics-port", "0", *extra]
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]
         env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -79,3 +79,29 @@ def test_pair_both_directions_from_the_command_line():
     refused = subprocess.run([sys.executable, "-m", "lpmbench", "pair", "a", "b", "--both-directions",
                               "--redundant", "c", "d", "--insecure"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--both-directions runs one MSP pair" in refused.stderr
+
+
+def test_an_agent_on_a_vios_that_pins_lpm_ports_takes_them_by_default(key_file, tmp_path, monkeypatch, run_async):
+    """Issue 13: when vioslpm0 pins LPM's ports (tcp_port_low/high), a receiving agent started without
+    --data-ports takes its data ports from that range, and the port-range check says the run tested it. Both
+    agents run in the AIX personality (lsattr -El vioslpm0 answered as a VIOS would), on loopback."""
+    from agent_helpers import AgentProcess
+
+    from lpmbench.net import keys
+
+    monkeypatch.setenv("LPMBENCH_AIX_VIOSLPM0", "tcp_port_low=41001,tcp_port_high=41010")
+    sender = AgentProcess("127.0.0.1", key_file, tmp_path, personality="aix")
+    receiver = AgentProcess("127.0.0.2", key_file, tmp_path, personality="aix", data_ports=None)
+    try:
+        ends = (sender.wait_ready().endpoint, receiver.wait_ready().endpoint)
+        config = PairConfig(sender=ends[0], receiver=ends[1], key=keys.load_key(key_file), streams=2,
+                            duration=0.5, interval=0.25)
+        result = run_async(run_pair(config))
+        log = receiver.log_text()
+    finally:
+        sender.stop()
+        receiver.stop()
+    assert 41001 <= result["data_port"]["port"] <= 41010, result["data_port"]
+    assert "data ports 41001-41010, LPM's own range (vioslpm0" in log, log[-600:]
+    ports = {c["name"]: c for c in result["checks"]}["LPM port range tested (vioslpm0)"]
+    assert ports["status"] == "pass" and "inside LPM's pinned range 41001-41010" in ports["detail"], ports

@@ -27,7 +27,8 @@ from lpmbench.orchestrator.schedule import (
     own_endpoint,
     pair_every,
 )
-from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_STREAMS
+from lpmbench.platform import capabilities, mover
+from lpmbench.protocol.contract import DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORTS, DEFAULT_STREAMS
 
 log = logging.getLogger("lpmbench.agent")
 
@@ -43,6 +44,17 @@ def parse_port_range(text: str) -> tuple[int, int]:
 
 
 MIN_MAX_DURATION_S = 1.0  # a shorter cap would refuse every run
+
+
+def _default_data_ports() -> tuple[int, int]:
+    """LPM's own range when vioslpm0 pins it, so a run meets the firewall rules a migration meets; else the
+    ephemeral range LPM takes ports from by default."""
+    pinned = mover.pinned_port_range(mover.mover_facts(capabilities.AIX))
+    if pinned is None:
+        return DEFAULT_DATA_PORTS
+    err.print(f"lpmbench agent: data ports {pinned[0]}-{pinned[1]}, LPM's own range (vioslpm0 tcp_port_low/high); "
+              f"--data-ports overrides it", highlight=False)
+    return pinned
 
 
 def _seconds(text: str, option: str, minimum: float) -> float:
@@ -97,10 +109,10 @@ def agent(
     key_file: Annotated[Optional[str], typer.Option(help="Key file (mode 600) from 'lpmbench keygen'.")] = None,
     insecure: Annotated[bool, typer.Option(help="Run WITHOUT authentication. Anyone who reaches the port can "
                                                 "make this host send traffic. Lab use only.")] = False,
-    data_ports: Annotated[str, typer.Option("--data-ports", "--port-range",
-                                            help="Data port range LOW-HIGH; default mirrors LPM's ephemeral "
-                                                 "ports (vioslpm0 tcp_port_low/high). 0-0 means any.")]
-    = "32768-65535",
+    data_ports: Annotated[Optional[str], typer.Option(
+        "--data-ports", "--port-range",
+        help="Data port range LOW-HIGH. Default: LPM's own ports when vioslpm0 pins them (tcp_port_low/high, "
+             "on a VIOS), so runs cross the firewall rules LPM meets; else 32768-65535. 0-0 means any.")] = None,
     max_duration: Annotated[str, typer.Option(metavar="DURATION", help="Longest run this agent accepts: 1h, "
                                                                        "30m, 90s; a bare number is seconds.")]
     = "1h",
@@ -151,7 +163,7 @@ def agent(
             raise ValueError("--max-rate needs Linux (SO_MAX_PACING_RATE); this platform cannot cap a send rate")
         limits = AgentLimits(max_duration_s=_seconds(max_duration, "--max-duration", MIN_MAX_DURATION_S),
                              max_streams=max_streams, max_concurrent_runs=max_runs, max_rate_bps=rate)
-        ports = parse_port_range(data_ports)
+        ports = parse_port_range(data_ports) if data_ports is not None else _default_data_ports()
         scheduled_s = _seconds(scheduled_duration, "--scheduled-duration", 0.0)
         schedule = parse_schedule(peer or [], every or [], scheduled_s, scheduled_streams, limits)
         allow_clients = netacl.parse_networks(allow) if allow else None

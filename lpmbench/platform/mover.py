@@ -45,3 +45,12 @@ def mover_facts(aix: bool) -> dict[str, Any]:
     if text is None:
         return {"available": False, "reason": f"lsattr -El vioslpm0 failed: {NO_MOVER}", "source": None}
     return facts_from_lsattr(text)
+
+
+def pinned_port_range(facts: dict[str, Any]) -> tuple[int, int] | None:
+    """LPM's own data ports when vioslpm0 pins them (tcp_port_low / tcp_port_high, both non-zero), else None
+    (0 means LPM takes any ephemeral port)."""
+    low, high = facts.get("tcp_port_low"), facts.get("tcp_port_high")
+    if facts.get("available") and isinstance(low, int) and isinstance(high, int) and 0 < low <= high <= 65535:
+        return low, high
+    return None
