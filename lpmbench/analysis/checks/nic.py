@@ -137,6 +137,15 @@ def _grown_counters(facts: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in sorted(delta.items()) if isinstance(v, int) and v > 0}
 
 
+_COUNTER_WORDS = {"rx_errors": "receive errors", "tx_errors": "transmit errors", "rx_dropped": "receive drops",
+                  "tx_dropped": "transmit drops"}
+
+
+def _counter_text(counter: str, grown: int) -> str:
+    """``rx_dropped`` +310 reads "receive drops +310" (a counter this table does not know keeps its own name)."""
+    return f"{_COUNTER_WORDS.get(counter, counter)} +{grown}"
+
+
 def nic_errors_check(result: dict[str, Any]) -> dict[str, str]:
     name = "NIC errors and drops during the run"
     sides = list(zip(ROLES, interfaces(result)))
@@ -147,7 +156,7 @@ def nic_errors_check(result: dict[str, Any]) -> dict[str, str]:
     if grown:
         errors = any("error" in counter for _, _, counters in grown for counter in counters)
         return check(name, FAIL if errors else WARN,
-                     "; ".join(f"{role} {device}: " + ", ".join(f"{k} +{v}" for k, v in counters.items())
+                     "; ".join(f"{role} {device}: " + ", ".join(_counter_text(k, v) for k, v in counters.items())
                                for role, device, counters in grown),
                      "errors point at cabling, SFPs or a duplex/speed mismatch (VIOS: entstat -d entX; Linux: "
                      "ethtool -S DEV); drops at full rings or buffers (raise rx/tx queue sizes)")
