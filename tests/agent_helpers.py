@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lpmbench.agent.server import Agent, AgentConfig, AgentLimits
-from lpmbench.orchestrator.local import READY_PREFIX
+from lpmbench.orchestrator.local import ready_port, stop_process
 from lpmbench.orchestrator.pair import Endpoint
 
 KEY = b"k" * 32
@@ -76,14 +75,10 @@ class AgentProcess:
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> AgentProcess:
         """Read stdout until the agent announces its control port."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if select.select([self.proc.stdout], [], [], 0.1)[0]:
-                line = self.proc.stdout.readline()
-                if line.startswith(READY_PREFIX):
-                    self.port = int(line.rsplit(":", 1)[1])
-                    return self
+        port, _ = ready_port(self.proc, timeout)
+        if port is not None:
+            self.port = port
+            return self
         self.stop()
         raise RuntimeError(f"agent on {self.bind} did not start: {self.log_text()[-800:]}")
 
@@ -94,16 +89,9 @@ class AgentProcess:
         """SIGTERM (SIGKILL if it hangs); returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a frozen agent cannot act on SIGTERM
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        code = stop_process(self.proc)
         self._log.close()
-        return self.proc.returncode
+        return code
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

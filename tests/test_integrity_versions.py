@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from agent_helpers import REPO, AgentProcess
 from lpmbench.net import eventloop, keys
 from lpmbench.orchestrator.client import AgentClient, PairError
 from lpmbench.orchestrator.endpoint import Endpoint
-from lpmbench.orchestrator.local import READY_PREFIX
+from lpmbench.orchestrator.local import ready_port, stop_process
 from lpmbench.protocol.connection import PROTOCOL_VERSION, Connection, Failure, Role
 from lpmbench.protocol.messages import Error, ErrorCode, decode_body
 
@@ -103,25 +102,14 @@ class OldAgent:
         self.endpoint = Endpoint("127.0.0.2", self._wait_ready())
 
     def _wait_ready(self) -> int:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            line = self.proc.stdout.readline()
-            if line.startswith(READY_PREFIX):
-                return int(line.rsplit(":", 1)[1])
+        port, _ = ready_port(self.proc, START_TIMEOUT_S)
+        if port is not None:
+            return port
         self.stop()
         raise RuntimeError("the protocol-2 agent did not start")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_process(self.proc)
         self._log.close()
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import select
 import shutil
 import subprocess
 import sys
@@ -40,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from lpmbench.lab.netns import HOSTS, SWITCH, Lab, LabError, PortSpec, lab_unavailable_reason
+from lpmbench.orchestrator import local
 
-READY_PREFIX = "lpmbench agent ready on "
 AGENT_START_S = 20.0
 CGROUP_ROOT = "/sys/fs/cgroup"
 LPM_PORTS = (18001, 18008)  # the receiver's data ports in every scenario: the range a firewall can block
@@ -202,41 +201,23 @@ class LabAgent:
         argv = ["ip", "netns", "exec", lab.netns(host), "unshare", "--uts", "sh", "-c", script, "sh", *agent]
         self.log_path = os.path.join(log_dir, f"agent-{host}.log")
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "PYTHONPATH": _package_parent()}
+        env = local.agent_environment()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
                                      text=True, env=env, cwd=log_dir)
         self.port = 0
 
     def wait_ready(self) -> LabAgent:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + AGENT_START_S
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if select.select([self.proc.stdout], [], [], 0.1)[0]:
-                line = self.proc.stdout.readline()
-                if line.startswith(READY_PREFIX):
-                    self.port = int(line.rsplit(":", 1)[1])
-                    return self
+        port, _ = local.ready_port(self.proc, AGENT_START_S)
+        if port is not None:
+            self.port = port
+            return self
         self.stop()
         with open(self.log_path, encoding="utf-8", errors="replace") as log:
             raise LabError(f"agent on {self.address} did not start: {log.read()[-800:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        local.stop_process(self.proc)
         self._log.close()
-
-
-def _package_parent() -> str:
-    import lpmbench
-
-    return os.path.dirname(os.path.dirname(os.path.abspath(lpmbench.__file__)))
 
 
 # -- one scenario ------------------------------------------------------------------------------------------------

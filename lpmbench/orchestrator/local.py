@@ -38,10 +38,12 @@ def agent_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
-def wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
-    """Read the agent's stdout until it announces its control port."""
+def ready_port(proc: subprocess.Popen, timeout: float = START_TIMEOUT_S) -> tuple[int | None, str]:
+    """Read an agent process's stdout until it announces its control port: (port, what it printed), or (None,
+    what it printed) when it exits or stays silent for ``timeout`` s. Every agent launcher uses this (local
+    agents here, the lab's, the tests')."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     buffered = ""
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)
@@ -51,14 +53,36 @@ def wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
                 break
             buffered += line
             if line.startswith(READY_PREFIX):
-                return int(line.rsplit(":", 1)[1])
+                return int(line.rsplit(":", 1)[1]), buffered
         elif proc.poll() is not None:
             break
+    return None, buffered
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> int | None:
+    """SIGTERM, then SIGKILL after ``grace_s``; closes its stdout; returns the exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode
+
+
+def wait_ready(proc: subprocess.Popen, address: str, log: IO[str]) -> int:
+    """The agent's control port, or LocalAgentError with what it said."""
+    port, printed = ready_port(proc)
+    if port is not None:
+        return port
     proc.kill()
     proc.communicate(timeout=5)
     log.seek(0)
     err = log.read()
-    raise LocalAgentError(f"local agent on {address} did not start: {(err or buffered).strip()[-500:]}")
+    raise LocalAgentError(f"local agent on {address} did not start: {(err or printed).strip()[-500:]}")
 
 
 @contextmanager
